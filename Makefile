@@ -1,0 +1,48 @@
+# Thin wrapper over CMake. The two quick-start commands:
+#   make demo   builds and runs the examples
+#   make test   builds and runs the suite: ucontext, TSan, ASan+UBSan, then normal build
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+CTEST = ctest --output-on-failure -j$(JOBS)
+B = build
+
+.PHONY: all deps demo test test-normal test-asan test-tsan test-ucontext bench bench-quick install clean
+
+all: deps
+	cmake -S . -B $(B)/normal -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	cmake --build $(B)/normal -j$(JOBS)
+
+deps:
+	@sh scripts/deps.sh
+
+demo: all
+	@sh scripts/demo.sh $(B)/normal
+
+define cfg
+	cmake -S . -B $(B)/$(1) $(2) >/dev/null
+	cmake --build $(B)/$(1) -j$(JOBS)
+endef
+
+test-ucontext: deps
+	$(call cfg,ucontext,-DCMAKE_BUILD_TYPE=RelWithDebInfo -DWEFT_CONTEXT=ucontext -DWEFT_BUILD_BENCH=OFF)
+	cd $(B)/ucontext && $(CTEST)
+
+test-tsan: deps
+	$(call cfg,tsan,-DCMAKE_BUILD_TYPE=RelWithDebInfo -DWEFT_SANITIZE=thread -DWEFT_BUILD_BENCH=OFF)
+	cd $(B)/tsan && $(CTEST)
+
+test-asan: deps
+	$(call cfg,asan,-DCMAKE_BUILD_TYPE=Debug -DWEFT_SANITIZE=address -DWEFT_BUILD_BENCH=OFF)
+	cd $(B)/asan && $(CTEST)
+
+test-normal: deps
+	$(call cfg,normal,-DCMAKE_BUILD_TYPE=RelWithDebInfo)
+	cd $(B)/normal && $(CTEST)
+
+# the normal build runs last so the run ends with ctest's summary line
+test: test-ucontext test-tsan test-asan test-normal
+
+install: all
+	cmake --install $(B)/normal $(if $(PREFIX),--prefix $(PREFIX),)
+
+clean:
+	rm -rf $(B)

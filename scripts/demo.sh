@@ -1,0 +1,9 @@
+#!/bin/sh
+# Run every example of examples/ in turn, printing its output.
+set -e
+dir="$1/examples"
+for ex in say_after_sequence say_after_concurrent create_task future_set_result cancel_catch; do
+  [ -x "$dir/$ex" ] || continue
+  echo "== $ex"
+  "$dir/$ex"
+done

@@ -1,0 +1,22 @@
+#!/bin/sh
+# Install the Debian packages weft needs, if any is missing. Works as root or
+# through sudo. Usage: scripts/deps.sh [bench]
+set -e
+pkgs="cmake make gcc libc6-dev pkg-config libuv1-dev libck-dev"
+if [ "$1" = "bench" ]; then
+  pkgs="$pkgs python3 python3-uvloop gnuplot-nox"
+fi
+missing=""
+for p in $pkgs; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+echo "installing:$missing"
+SUDO=""
+if [ "$(id -u)" != 0 ]; then
+  command -v sudo >/dev/null 2>&1 || { echo "need root or sudo to install:$missing" >&2; exit 1; }
+  SUDO=sudo
+fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq $missing

@@ -1,0 +1,50 @@
+/* Internal: machine context switch for stackful coroutines.
+ *
+ * Three implementations, chosen at configure time (CMake option WEFT_CONTEXT):
+ *   - ctx_x86_64.S   x86-64 System V: rip, rsp, rbx, rbp, r12-r15, MXCSR, x87 CW
+ *   - ctx_aarch64.S  AArch64 AAPCS64: x19-x30, sp, d8-d15, FPCR
+ *   - ctx_ucontext.c portable fallback on <ucontext.h> (WEFT_CTX_UCONTEXT)
+ *
+ * The switch is asymmetric-agnostic: weft__ctx_switch saves the callee-saved
+ * state of the caller into *from and resumes *to. A context made by
+ * weft__ctx_make starts by calling entry(arg) on the given stack; entry must
+ * never return (it switches away for the last time instead).
+ */
+#ifndef WEFT_SRC_CTX_H
+#define WEFT_SRC_CTX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#if defined(WEFT_CTX_UCONTEXT)
+#include <ucontext.h>
+typedef struct weft__ctx {
+    ucontext_t uc;
+} weft__ctx_t;
+#elif defined(__x86_64__)
+/* layout used by ctx_x86_64.S: [0]=rip [1]=rsp [2]=rbx [3]=rbp [4..7]=r12..r15
+ * [8]= low 32 bits MXCSR, next 16 bits x87 control word */
+typedef struct weft__ctx {
+    uint64_t r[9];
+} weft__ctx_t;
+#elif defined(__aarch64__)
+/* layout used by ctx_aarch64.S: [0..9]=x19..x28 [10]=x29 [11]=x30 [12]=sp
+ * [13..20]=d8..d15 [21]=fpcr */
+typedef struct weft__ctx {
+    uint64_t r[22];
+} weft__ctx_t;
+#else
+#error "no assembly context switch for this architecture: configure with -DWEFT_CONTEXT=ucontext"
+#endif
+
+typedef void (*weft__ctx_entry_fn)(void *arg);
+
+/* Prepare *c so that switching to it runs entry(arg) on the stack
+ * [stack_lo, stack_lo + size). stack_lo + size must be 16-byte aligned. */
+void weft__ctx_make(weft__ctx_t *c, void *stack_lo, size_t size, weft__ctx_entry_fn entry, void *arg);
+
+/* Save the current callee-saved state into *from and resume *to. Returns when
+ * something switches back to *from. */
+void weft__ctx_switch(weft__ctx_t *from, const weft__ctx_t *to);
+
+#endif

@@ -1,0 +1,320 @@
+/* Futures: asyncio.Future on one loop.
+ *
+ * A future is mutated only on its loop's thread, so its state needs no
+ * atomics; only the reference count is atomic (references may be dropped from
+ * any thread). Done callbacks are kept in registration order and each is
+ * scheduled through the loop's ready queue when the future completes. A task
+ * awaiting the future is just another entry (waiter): completing the future
+ * puts the task's step in the ready queue at that position, with no allocation. */
+#include "internal.h"
+
+char *weft__strdup(const char *s)
+{
+    if (!s)
+        return NULL;
+    size_t n = strlen(s) + 1;
+    char *d = malloc(n);
+    if (d)
+        memcpy(d, s, n);
+    return d;
+}
+
+char *weft__vformat(const char *fmt, va_list ap)
+{
+    if (!fmt)
+        return NULL;
+    va_list ap2;
+    va_copy(ap2, ap);
+    int n = vsnprintf(NULL, 0, fmt, ap2);
+    va_end(ap2);
+    if (n < 0)
+        return NULL;
+    char *d = malloc((size_t)n + 1);
+    if (d)
+        vsnprintf(d, (size_t)n + 1, fmt, ap);
+    return d;
+}
+
+void weft__future_init(weft_future_t *f, weft_loop_t *loop, bool is_task)
+{
+    memset(f, 0, sizeof *f);
+    f->loop = loop;
+    f->refs = 1;
+    f->is_task = is_task;
+    f->cb_inline = 1;
+    f->cbs = f->inl;
+    f->capcb = 1;
+    weft__loop_retain(loop);
+}
+
+int weft__future_check(const weft_future_t *f)
+{
+    if (!f)
+        return WEFT_EINVAL;
+    return weft__loop_check(f->loop);
+}
+
+int weft_future_new(weft_loop_t *loop, weft_future_t **out)
+{
+    if (!out)
+        return WEFT_EINVAL;
+    *out = NULL;
+    if (!loop && !(loop = weft__thread()->running))
+        return WEFT_ENOLOOP;
+    int rc = weft__loop_check(loop);
+    if (rc < 0)
+        return rc;
+    weft_future_t *f = malloc(sizeof *f);
+    if (!f)
+        return WEFT_ENOMEM;
+    weft__future_init(f, loop, false);
+    *out = f;
+    return 0;
+}
+
+weft_future_t *weft_future_retain(weft_future_t *f)
+{
+    if (f)
+        ck_pr_inc_uint(&f->refs);
+    return f;
+}
+
+void weft__task_free(weft__task_t *t);
+
+void weft_future_release(weft_future_t *f)
+{
+    if (!f)
+        return;
+    bool zero;
+    WEFT__TSAN_RELEASE(f);
+    ck_pr_dec_uint_zero(&f->refs, &zero);
+    if (!zero)
+        return;
+    WEFT__TSAN_ACQUIRE(f);
+    weft_loop_t *loop = f->loop;
+    if (f->state == WEFT__F_EXCEPTION && !f->retrieved)
+        weft__report(weft_loop_is_closed(loop) ? NULL : loop,
+                     f->is_task ? "Task exception was never retrieved" : "Future exception was never retrieved",
+                     f->code, f->msg, f);
+    if (f->value.dtor)
+        f->value.dtor(f->value.p);
+    free(f->msg);
+    if (!f->cb_inline)
+        free(f->cbs);
+    if (f->is_task)
+        weft__task_free(weft__task_of(f));
+    else
+        free(f);
+    weft__loop_release(loop);
+}
+
+void weft__done_dispatch(weft__handle_t *h)
+{
+    weft_done_cb fn = h->u.done.fn;
+    void *arg = h->u.done.arg;
+    weft_future_t *f = h->u.done.fut;
+    h->gen++;
+    h->flags = WEFT__H_POOLED;
+    h->next = h->loop->hfree;
+    h->loop->hfree = h;
+    fn(f, arg);
+    weft_future_release(f);
+}
+
+static int schedule_done_cb(weft_future_t *f, weft_done_cb fn, void *arg)
+{
+    weft__handle_t *h = weft__handle_new(f->loop);
+    if (!h)
+        return WEFT_ENOMEM;
+    h->fn = weft__done_dispatch;
+    h->u.done.fn = fn;
+    h->u.done.arg = arg;
+    h->u.done.fut = weft_future_retain(f);
+    weft__ready_push(f->loop, h);
+    return 0;
+}
+
+void weft__future_complete(weft_future_t *f, int state, int code, char *msg, weft_value_t v)
+{
+    f->state = (uint8_t)state;
+    f->code = code;
+    f->msg = msg;
+    f->value = v;
+    uint32_t n = f->ncb;
+    f->ncb = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        weft__cbent_t *e = &f->cbs[i];
+        if (e->waiter)
+            weft__task_wake(e->waiter, 0);
+        else if (schedule_done_cb(f, e->fn, e->arg) < 0)
+            weft__report(f->loop, "Cannot schedule a done callback (out of memory)", WEFT_ENOMEM, NULL, f);
+    }
+}
+
+static int cb_append(weft_future_t *f, weft_done_cb fn, void *arg, struct weft__task *waiter)
+{
+    if (f->ncb == f->capcb) {
+        uint32_t cap = f->capcb * 2 < 4 ? 4 : f->capcb * 2;
+        weft__cbent_t *a;
+        if (f->cb_inline) {
+            a = malloc(cap * sizeof *a);
+            if (a)
+                memcpy(a, f->cbs, f->ncb * sizeof *a);
+        } else {
+            a = realloc(f->cbs, cap * sizeof *a);
+        }
+        if (!a)
+            return WEFT_ENOMEM;
+        f->cbs = a;
+        f->capcb = cap;
+        f->cb_inline = 0;
+    }
+    f->cbs[f->ncb++] = (weft__cbent_t){ fn, arg, waiter };
+    return 0;
+}
+
+int weft__future_add_waiter(weft_future_t *f, struct weft__task *t) { return cb_append(f, NULL, NULL, t); }
+
+void weft__future_remove_waiter(weft_future_t *f, struct weft__task *t)
+{
+    uint32_t j = 0;
+    for (uint32_t i = 0; i < f->ncb; i++)
+        if (f->cbs[i].waiter != t)
+            f->cbs[j++] = f->cbs[i];
+    f->ncb = j;
+}
+
+static int settable(weft_future_t *f)
+{
+    int rc = weft__future_check(f);
+    if (rc < 0)
+        return rc;
+    if (f->is_task)
+        return WEFT_ENOTTASK;
+    if (f->state != WEFT__F_PENDING)
+        return WEFT_EINVALSTATE;
+    return 0;
+}
+
+int weft_future_set_result(weft_future_t *f, weft_value_t v)
+{
+    int rc = settable(f);
+    if (rc < 0)
+        return rc;
+    weft__future_complete(f, WEFT__F_RESULT, 0, NULL, v);
+    return 0;
+}
+
+int weft_future_set_exception(weft_future_t *f, int code, const char *fmt, ...)
+{
+    int rc = settable(f);
+    if (rc < 0)
+        return rc;
+    if (code >= 0)
+        return WEFT_EINVAL;
+    char *msg = NULL;
+    if (fmt) {
+        va_list ap;
+        va_start(ap, fmt);
+        msg = weft__vformat(fmt, ap);
+        va_end(ap);
+    }
+    weft__future_complete(f, WEFT__F_EXCEPTION, code, msg, (weft_value_t){ .p = NULL });
+    return 0;
+}
+
+int weft_future_cancel(weft_future_t *f, const char *msg)
+{
+    if (!f)
+        return WEFT_EINVAL;
+    if (f->is_task)
+        return weft_task_cancel(f, msg);
+    int rc = weft__future_check(f);
+    if (rc < 0)
+        return rc;
+    f->retrieved = 1;
+    if (f->state != WEFT__F_PENDING)
+        return 0;
+    weft__future_complete(f, WEFT__F_CANCELLED, WEFT_ECANCELED, weft__strdup(msg), (weft_value_t){ .p = NULL });
+    return 1;
+}
+
+bool weft_future_done(const weft_future_t *f) { return f && f->state != WEFT__F_PENDING; }
+bool weft_future_cancelled(const weft_future_t *f) { return f && f->state == WEFT__F_CANCELLED; }
+
+static int outcome(weft_future_t *f, weft_value_t *out, bool take)
+{
+    if (!f)
+        return WEFT_EINVAL;
+    switch (f->state) {
+    case WEFT__F_PENDING:
+        return WEFT_EINVALSTATE;
+    case WEFT__F_RESULT:
+        if (out) {
+            *out = f->value;
+            if (take)
+                f->value.dtor = NULL;
+            else
+                out->dtor = NULL;
+        }
+        return 0;
+    case WEFT__F_EXCEPTION:
+        f->retrieved = 1;
+        return f->code;
+    default:
+        return WEFT_ECANCELED;
+    }
+}
+
+int weft_future_result(weft_future_t *f, weft_value_t *out) { return outcome(f, out, false); }
+int weft_future_take_result(weft_future_t *f, weft_value_t *out) { return outcome(f, out, true); }
+
+int weft_future_exception(weft_future_t *f, int *code, const char **msg)
+{
+    if (!f)
+        return WEFT_EINVAL;
+    if (f->state == WEFT__F_PENDING)
+        return WEFT_EINVALSTATE;
+    if (f->state == WEFT__F_CANCELLED) {
+        if (msg)
+            *msg = f->msg;
+        return WEFT_ECANCELED;
+    }
+    f->retrieved = 1;
+    if (code)
+        *code = f->state == WEFT__F_EXCEPTION ? f->code : 0;
+    if (msg)
+        *msg = f->state == WEFT__F_EXCEPTION ? f->msg : NULL;
+    return 0;
+}
+
+const char *weft_future_message(const weft_future_t *f) { return f ? f->msg : NULL; }
+
+int weft_future_add_done_callback(weft_future_t *f, weft_done_cb fn, void *arg)
+{
+    int rc = weft__future_check(f);
+    if (rc < 0)
+        return rc;
+    if (!fn)
+        return WEFT_EINVAL;
+    if (f->state != WEFT__F_PENDING)
+        return schedule_done_cb(f, fn, arg);
+    return cb_append(f, fn, arg, NULL);
+}
+
+int weft_future_remove_done_callback(weft_future_t *f, weft_done_cb fn, void *arg)
+{
+    if (!f || !fn)
+        return WEFT_EINVAL;
+    uint32_t j = 0, removed = 0;
+    for (uint32_t i = 0; i < f->ncb; i++) {
+        if (!f->cbs[i].waiter && f->cbs[i].fn == fn && f->cbs[i].arg == arg)
+            removed++;
+        else
+            f->cbs[j++] = f->cbs[i];
+    }
+    f->ncb = j;
+    return (int)removed;
+}
+
+weft_loop_t *weft_future_get_loop(const weft_future_t *f) { return f ? f->loop : NULL; }

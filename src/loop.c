@@ -1,0 +1,599 @@
+/* The event loop: weft's ready queue and timer heap on one libuv loop.
+ *
+ * One iteration (run_once), like asyncio's _run_once:
+ *   1. poll I/O: block in uv_run(UV_RUN_ONCE) when nothing is ready (the one
+ *      libuv timer is armed for the earliest weft deadline, the async handle
+ *      wakes it for cross-thread work); with work ready, poll without blocking
+ *      at least every WEFT__POLL_INTERVAL callbacks (fairness for I/O)
+ *   2. move cross-thread messages (call_soon_threadsafe) into the ready queue
+ *   3. move expired timers into the ready queue in (deadline, FIFO) order
+ *   4. run exactly the callbacks ready now; anything they schedule runs in
+ *      the next iteration.
+ * A task step is one ready-queue entry, so tasks and callbacks interleave in
+ * asyncio's order. */
+#include "internal.h"
+
+#include <math.h>
+
+#define WEFT__POLL_INTERVAL 61
+#define WEFT__HCHUNK 64
+
+static _Thread_local weft__thread_t tls_thread;
+
+WEFT__NOINLINE weft__thread_t *weft__thread(void)
+{
+    weft__thread_t *p = &tls_thread;
+    WEFT__OPAQUE(p);
+    if (WEFT__UNLIKELY(!p->inited)) {
+        weft__coro_init_thread(&p->sched);
+        p->coro = &p->sched;
+        p->inited = true;
+    }
+    return p;
+}
+
+uint64_t weft__now_ns(void) { return uv_hrtime(); }
+
+int weft__loop_check(const weft_loop_t *l)
+{
+    if (!l)
+        return WEFT_EINVAL;
+    if (ck_pr_load_uint(&l->flags) & WEFT__L_CLOSED)
+        return WEFT_ECLOSED;
+    if (!weft__loop_on_thread(l))
+        return WEFT_EWRONGLOOP;
+    return 0;
+}
+
+bool weft__loop_on_thread(const weft_loop_t *l)
+{
+    /* the loop runs here, or it is not running at all (setup code) */
+    if (weft__thread()->running == l)
+        return true;
+    return !(ck_pr_load_uint(&l->flags) & WEFT__L_RUNNING);
+}
+
+void weft__loop_retain(weft_loop_t *l) { ck_pr_inc_uint(&l->refs); }
+
+void weft__loop_release(weft_loop_t *l)
+{
+    bool zero;
+    ck_pr_dec_uint_zero(&l->refs, &zero);
+    if (zero)
+        free(l);
+}
+
+static void on_uv_timer(uv_timer_t *t) { (void)t; }
+static void on_wake(uv_async_t *a) { (void)a; }
+
+int weft_loop_new(weft_loop_t **out)
+{
+    if (!out)
+        return WEFT_EINVAL;
+    *out = NULL;
+    weft_loop_t *l = calloc(1, sizeof *l);
+    if (!l)
+        return WEFT_ENOMEM;
+    int rc = uv_loop_init(&l->uv);
+    if (rc < 0) {
+        free(l);
+        return rc;
+    }
+    uv_timer_init(&l->uv, &l->uvtimer);
+    uv_async_init(&l->uv, &l->wake, on_wake);
+    l->uv.data = l;
+    l->refs = 1;
+    l->armed_ms = UINT64_MAX;
+    ck_stack_init(&l->inbox);
+    weft__stack_pool_init(&l->stacks);
+    l->owner = uv_thread_self();
+    l->has_owner = true;
+    *out = l;
+    return 0;
+}
+
+/* ---- handles and the ready queue ------------------------------------------------ */
+
+void weft__ready_push(weft_loop_t *l, weft__handle_t *h)
+{
+    h->flags |= WEFT__H_READY;
+    h->next = NULL;
+    if (l->ready.tail)
+        l->ready.tail->next = h;
+    else
+        l->ready.head = h;
+    l->ready.tail = h;
+    l->ready.count++;
+}
+
+static weft__handle_t *ready_pop(weft_loop_t *l)
+{
+    weft__handle_t *h = l->ready.head;
+    l->ready.head = h->next;
+    if (!l->ready.head)
+        l->ready.tail = NULL;
+    l->ready.count--;
+    h->flags &= ~(uint32_t)WEFT__H_READY;
+    return h;
+}
+
+weft__handle_t *weft__handle_new(weft_loop_t *l)
+{
+    weft__handle_t *h = l->hfree;
+    if (WEFT__UNLIKELY(!h)) {
+        void **chunks = realloc(l->hchunks, (l->nhchunks + 1) * sizeof *chunks);
+        if (!chunks)
+            return NULL;
+        l->hchunks = chunks;
+        weft__handle_t *c = calloc(WEFT__HCHUNK, sizeof *c);
+        if (!c)
+            return NULL;
+        chunks[l->nhchunks++] = c;
+        for (int i = WEFT__HCHUNK - 1; i >= 0; i--) {
+            c[i].next = l->hfree;
+            c[i].flags = WEFT__H_POOLED;
+            c[i].heap_idx = UINT32_MAX;
+            c[i].loop = l;
+            l->hfree = &c[i];
+        }
+        h = l->hfree;
+    }
+    l->hfree = h->next;
+    h->next = NULL;
+    h->flags = WEFT__H_POOLED;
+    return h;
+}
+
+static void handle_recycle(weft_loop_t *l, weft__handle_t *h)
+{
+    h->gen++;
+    h->flags = WEFT__H_POOLED;
+    h->next = l->hfree;
+    l->hfree = h;
+}
+
+static void user_dispatch(weft__handle_t *h)
+{
+    weft_loop_t *l = h->loop;
+    weft_callback_t cb = h->u.user.cb;
+    void *arg = h->u.user.arg;
+    handle_recycle(l, h);
+    int rc = cb(arg);
+    if (rc < 0)
+        weft__report(l, "Exception in callback", rc, NULL, NULL);
+}
+
+static int schedule(weft_loop_t *l, bool timer, uint64_t when, weft_callback_t cb, void *arg, weft_handle_t *out)
+{
+    int rc = weft__loop_check(l);
+    if (rc < 0)
+        return rc;
+    if (!cb)
+        return WEFT_EINVAL;
+    weft__handle_t *h = weft__handle_new(l);
+    if (!h)
+        return WEFT_ENOMEM;
+    h->fn = user_dispatch;
+    h->u.user.cb = cb;
+    h->u.user.arg = arg;
+    if (timer) {
+        if ((rc = weft__timer_start(l, h, when)) < 0) {
+            handle_recycle(l, h);
+            return rc;
+        }
+    } else {
+        weft__ready_push(l, h);
+    }
+    if (out) {
+        out->h = h;
+        out->gen = h->gen;
+    }
+    return 0;
+}
+
+int weft_call_soon(weft_loop_t *loop, weft_callback_t cb, void *arg, weft_handle_t *out)
+{
+    return schedule(loop, false, 0, cb, arg, out);
+}
+
+static uint64_t secs_to_ns(double s)
+{
+    if (s <= 0)
+        return 0;
+    if (s >= 1.8e10)
+        return UINT64_MAX / 2;
+    return (uint64_t)(s * 1e9);
+}
+
+int weft_call_at(weft_loop_t *loop, double when, weft_callback_t cb, void *arg, weft_handle_t *out)
+{
+    if (isnan(when))
+        return WEFT_EINVAL;
+    return schedule(loop, true, secs_to_ns(when), cb, arg, out);
+}
+
+int weft_call_later(weft_loop_t *loop, double delay, weft_callback_t cb, void *arg, weft_handle_t *out)
+{
+    if (isnan(delay))
+        return WEFT_EINVAL;
+    uint64_t d = secs_to_ns(delay);
+    return schedule(loop, true, weft__now_ns() + d, cb, arg, out);
+}
+
+int weft_handle_cancel(weft_handle_t handle)
+{
+    weft__handle_t *h = handle.h;
+    if (!h || h->gen != handle.gen || !(h->flags & WEFT__H_POOLED) || (h->flags & WEFT__H_CANCELLED))
+        return 0;
+    weft_loop_t *l = h->loop;
+    if (h->flags & WEFT__H_TIMER) {
+        weft__timer_cancel(l, h);
+        handle_recycle(l, h);
+        return 1;
+    }
+    if (h->flags & WEFT__H_READY) {
+        h->flags |= WEFT__H_CANCELLED;   /* skipped and recycled when its turn comes */
+        return 1;
+    }
+    return 0;
+}
+
+/* ---- cross-thread inbox ------------------------------------------------------- */
+
+int weft_call_soon_threadsafe(weft_loop_t *loop, weft_callback_t cb, void *arg)
+{
+    if (!loop || !cb)
+        return WEFT_EINVAL;
+    weft__tsmsg_t *m = malloc(sizeof *m);
+    if (!m)
+        return WEFT_ENOMEM;
+    m->cb = cb;
+    m->arg = arg;
+    ck_pr_inc_uint(&loop->senders);
+    ck_pr_fence_memory();
+    if (ck_pr_load_uint(&loop->flags) & WEFT__L_CLOSED) {
+        ck_pr_dec_uint(&loop->senders);
+        free(m);
+        return WEFT_ECLOSED;
+    }
+    WEFT__TSAN_RELEASE(m);
+    ck_stack_push_upmc(&loop->inbox, &m->entry);
+    uv_async_send(&loop->wake);
+    WEFT__TSAN_RELEASE(&loop->senders);
+    ck_pr_dec_uint(&loop->senders);
+    return 0;
+}
+
+static void drain_inbox(weft_loop_t *l)
+{
+    ck_stack_entry_t *e = ck_stack_batch_pop_upmc(&l->inbox);
+    ck_stack_entry_t *rev = NULL;
+    while (e) {   /* the stack is LIFO: reverse to keep submission order */
+        ck_stack_entry_t *n = e->next;
+        e->next = rev;
+        rev = e;
+        e = n;
+    }
+    while (rev) {
+        weft__tsmsg_t *m = (weft__tsmsg_t *)(void *)rev;
+        rev = rev->next;
+        WEFT__TSAN_ACQUIRE(m);
+        weft__handle_t *h = weft__handle_new(l);
+        if (!h) {   /* out of memory: run it now rather than lose it */
+            int rc = m->cb(m->arg);
+            if (rc < 0)
+                weft__report(l, "Exception in callback", rc, NULL, NULL);
+        } else {
+            h->fn = user_dispatch;
+            h->u.user.cb = m->cb;
+            h->u.user.arg = m->arg;
+            weft__ready_push(l, h);
+        }
+        free(m);
+    }
+}
+
+/* ---- running ------------------------------------------------------------------ */
+
+static void arm_uv_timer(weft_loop_t *l)
+{
+    weft__handle_t *top = weft__heap_top(&l->timers);
+    if (!top) {
+        if (l->armed_ms != UINT64_MAX) {
+            uv_timer_stop(&l->uvtimer);
+            l->armed_ms = UINT64_MAX;
+        }
+        return;
+    }
+    uv_update_time(&l->uv);
+    uint64_t now = weft__now_ns();
+    uint64_t ms = top->when <= now ? 0 : (top->when - now + 999999) / 1000000;
+    uv_timer_start(&l->uvtimer, on_uv_timer, ms, 0);
+    l->armed_ms = ms;
+}
+
+static void run_once(weft_loop_t *l)
+{
+    bool busy = l->ready.count || !CK_STACK_ISEMPTY(&l->inbox) ||
+                (ck_pr_load_uint(&l->flags) & WEFT__L_STOPPING);
+    if (!busy) {
+        arm_uv_timer(l);
+        uv_run(&l->uv, UV_RUN_ONCE);
+        l->since_poll = 0;
+    } else if (l->since_poll >= WEFT__POLL_INTERVAL) {
+        uv_run(&l->uv, UV_RUN_NOWAIT);
+        l->since_poll = 0;
+    }
+    if (!CK_STACK_ISEMPTY(&l->inbox))
+        drain_inbox(l);
+    if (l->timers.n) {
+        uint64_t now = weft__now_ns();
+        weft__handle_t *h;
+        while ((h = weft__heap_top(&l->timers)) && h->when <= now) {
+            weft__heap_pop(&l->timers);
+            h->flags &= ~(uint32_t)WEFT__H_TIMER;
+            weft__ready_push(l, h);
+        }
+    }
+    size_t ntodo = l->ready.count;
+    l->since_poll += ntodo;
+    while (ntodo--) {
+        weft__handle_t *h = ready_pop(l);
+        if (WEFT__UNLIKELY(h->flags & WEFT__H_CANCELLED)) {
+            handle_recycle(l, h);
+            continue;
+        }
+        h->fn(h);
+    }
+}
+
+static int run_check(weft_loop_t *l)
+{
+    if (!l)
+        return WEFT_EINVAL;
+    unsigned int f = ck_pr_load_uint(&l->flags);
+    if (f & WEFT__L_CLOSED)
+        return WEFT_ECLOSED;
+    if (f & WEFT__L_RUNNING)
+        return WEFT_EBUSY;
+    if (weft__thread()->running)
+        return WEFT_ENESTED;
+    return 0;
+}
+
+static void run_begin(weft_loop_t *l)
+{
+    weft__thread_t *ts = weft__thread();
+    weft__stack_thread_init();
+    ts->running = l;
+    l->owner = uv_thread_self();
+    ck_pr_or_uint(&l->flags, WEFT__L_RUNNING);
+}
+
+static void run_end(weft_loop_t *l)
+{
+    ck_pr_and_uint(&l->flags, ~(unsigned int)(WEFT__L_RUNNING | WEFT__L_STOPPING));
+    weft__thread()->running = NULL;
+}
+
+int weft_loop_run_forever(weft_loop_t *loop)
+{
+    int rc = run_check(loop);
+    if (rc < 0)
+        return rc;
+    run_begin(loop);
+    for (;;) {
+        run_once(loop);
+        if (ck_pr_load_uint(&loop->flags) & WEFT__L_STOPPING)
+            break;
+    }
+    run_end(loop);
+    return 0;
+}
+
+/* Used by weft_run's shutdown: iterate until no task of the loop is left. */
+int weft__loop_run_until_no_tasks(weft_loop_t *loop)
+{
+    int rc = run_check(loop);
+    if (rc < 0)
+        return rc;
+    run_begin(loop);
+    while (loop->ntasks)
+        run_once(loop);
+    run_end(loop);
+    return 0;
+}
+
+static void stop_on_done(weft_future_t *f, void *arg)
+{
+    (void)f;
+    weft_loop_stop(arg);
+}
+
+int weft_loop_run_until_complete(weft_loop_t *loop, weft_future_t *fut, weft_value_t *out)
+{
+    int rc = run_check(loop);
+    if (rc < 0)
+        return rc;
+    if (!fut)
+        return WEFT_EINVAL;
+    if (fut->loop != loop)
+        return WEFT_EWRONGLOOP;
+    if (!weft_future_done(fut)) {
+        if ((rc = weft_future_add_done_callback(fut, stop_on_done, loop)) < 0)
+            return rc;
+        rc = weft_loop_run_forever(loop);
+        weft_future_remove_done_callback(fut, stop_on_done, loop);
+        if (rc < 0)
+            return rc;
+        if (!weft_future_done(fut))
+            return WEFT_ESTOPPED;
+    }
+    return weft_future_result(fut, out);
+}
+
+int weft_loop_stop(weft_loop_t *loop)
+{
+    if (!loop)
+        return WEFT_EINVAL;
+    ck_pr_or_uint(&loop->flags, WEFT__L_STOPPING);
+    return 0;
+}
+
+bool weft_loop_is_running(const weft_loop_t *loop)
+{
+    return loop && (ck_pr_load_uint(&loop->flags) & WEFT__L_RUNNING);
+}
+
+bool weft_loop_is_closed(const weft_loop_t *loop)
+{
+    return loop && (ck_pr_load_uint(&loop->flags) & WEFT__L_CLOSED);
+}
+
+uint64_t weft_loop_time_ns(const weft_loop_t *loop)
+{
+    (void)loop;
+    return weft__now_ns();
+}
+
+double weft_loop_time(const weft_loop_t *loop)
+{
+    return (double)weft_loop_time_ns(loop) / 1e9;
+}
+
+int weft_get_running_loop(weft_loop_t **out)
+{
+    if (!out)
+        return WEFT_EINVAL;
+    *out = weft__thread()->running;
+    return *out ? 0 : WEFT_ENOLOOP;
+}
+
+weft_loop_t *weft_running_loop(void) { return weft__thread()->running; }
+
+weft_loop_t *weft_get_event_loop(void)
+{
+    weft__thread_t *ts = weft__thread();
+    return ts->running ? ts->running : ts->current;
+}
+
+void weft_set_event_loop(weft_loop_t *loop) { weft__thread()->current = loop; }
+
+struct uv_loop_s *weft_loop_uv(weft_loop_t *loop) { return loop ? &loop->uv : NULL; }
+
+/* ---- errors ----------------------------------------------------------------- */
+
+static void default_handler(weft_loop_t *loop, const weft_error_info_t *info, void *ud)
+{
+    (void)loop;
+    (void)ud;
+    const char *tn = info->future ? weft_task_get_name(info->future) : NULL;
+    fprintf(stderr, "weft: %s", info->message ? info->message : "Unhandled error in event loop");
+    if (info->code)
+        fprintf(stderr, ": %s (%s)", weft_err_name(info->code), weft_strerror(info->code));
+    if (info->detail)
+        fprintf(stderr, ": %s", info->detail);
+    if (tn)
+        fprintf(stderr, " [task '%s']", tn);
+    fputc('\n', stderr);
+}
+
+void weft_loop_set_exception_handler(weft_loop_t *loop, weft_exception_handler_t fn, void *ud)
+{
+    if (!loop)
+        return;
+    loop->eh = fn;
+    loop->eh_ud = ud;
+}
+
+void weft_loop_call_exception_handler(weft_loop_t *loop, const weft_error_info_t *info)
+{
+    if (!info)
+        return;
+    if (loop && loop->eh)
+        loop->eh(loop, info, loop->eh_ud);
+    else
+        default_handler(loop, info, NULL);
+}
+
+void weft__report(weft_loop_t *l, const char *message, int code, const char *detail, weft_future_t *f)
+{
+    weft_error_info_t info = { .message = message, .code = code, .detail = detail, .future = f };
+    weft_loop_call_exception_handler(l, &info);
+}
+
+/* ---- closing ------------------------------------------------------------------ */
+
+static void close_walk(uv_handle_t *h, void *arg)
+{
+    (void)arg;
+    if (!uv_is_closing(h))
+        uv_close(h, NULL);
+}
+
+int weft_loop_close(weft_loop_t *loop)
+{
+    if (!loop)
+        return WEFT_EINVAL;
+    unsigned int f = ck_pr_load_uint(&loop->flags);
+    if (f & WEFT__L_RUNNING)
+        return WEFT_EBUSY;
+    if (f & WEFT__L_CLOSED)
+        return 0;
+    ck_pr_or_uint(&loop->flags, WEFT__L_CLOSED);
+    ck_pr_fence_memory();
+    while (ck_pr_load_uint(&loop->senders))
+        ck_pr_stall();
+    WEFT__TSAN_ACQUIRE(&loop->senders);
+    /* callbacks that will never run (task steps among them) */
+    while (loop->ready.count) {
+        weft__handle_t *h = ready_pop(loop);
+        if (h->fn == weft__done_dispatch && !(h->flags & WEFT__H_CANCELLED))
+            weft_future_release(h->u.done.fut);
+        if (h->flags & WEFT__H_POOLED)
+            handle_recycle(loop, h);
+    }
+    for (uint32_t i = 0; i < loop->timers.n; i++) {
+        weft__handle_t *h = loop->timers.a[i];
+        h->flags &= ~(uint32_t)WEFT__H_TIMER;
+        h->heap_idx = UINT32_MAX;
+    }
+    loop->timers.n = 0;
+    /* tasks that never finished: destroyed pending, as asyncio does */
+    while (loop->tasks)
+        weft__task_abandon(loop->tasks);
+    weft__heap_free(&loop->timers);
+    ck_stack_entry_t *e = ck_stack_batch_pop_upmc(&loop->inbox);
+    while (e) {
+        ck_stack_entry_t *n = e->next;
+        WEFT__TSAN_ACQUIRE(e);
+        free(e);
+        e = n;
+    }
+    uv_walk(&loop->uv, close_walk, NULL);
+    while (uv_run(&loop->uv, UV_RUN_DEFAULT))
+        ;
+    uv_loop_close(&loop->uv);
+    for (size_t i = 0; i < loop->nhchunks; i++)
+        free(loop->hchunks[i]);
+    free(loop->hchunks);
+    loop->hchunks = NULL;
+    loop->nhchunks = 0;
+    loop->hfree = NULL;
+    weft__stack_pool_destroy(&loop->stacks);
+    weft__thread_t *ts = weft__thread();
+    if (ts->current == loop)
+        ts->current = NULL;
+    return 0;
+}
+
+int weft_loop_free(weft_loop_t *loop)
+{
+    if (!loop)
+        return WEFT_EINVAL;
+    int rc = weft_loop_close(loop);
+    if (rc < 0)
+        return rc;
+    weft__loop_release(loop);
+    return 0;
+}
