@@ -1,0 +1,246 @@
+/* echo_client: the tcp_echo load client (bench/DEFINITIONS.md, benchmark 9).
+ *
+ *   echo_client HOST PORT [-c CONNS] [-s BYTES] [-d SECONDS]
+ *
+ * One thread, epoll. Opens CONNS connections (TCP_NODELAY) to HOST:PORT, all
+ * connected before the clock starts; each connection sends a BYTES-byte message,
+ * waits until all BYTES have come back (compared byte for byte), and sends the
+ * next one. Round trips completed within SECONDS (monotonic clock) are counted;
+ * then every connection is closed and one line is printed on stdout:
+ *
+ *   roundtrips N elapsed_s X req_per_s Y
+ *
+ * Only loopback targets are accepted (127.x.x.x, ::1, localhost).
+ * Exit codes: 0 ok, 1 usage / system error, 2 refused host or echo mismatch.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+typedef struct {
+    int fd;
+    size_t sent, got;   /* bytes of the current message written / read back */
+    uint32_t round;     /* message number, varies the payload */
+    unsigned char *out; /* current message */
+    unsigned char *in;  /* echo being received */
+} conn_t;
+
+static size_t msg_size = 64;
+
+static _Noreturn void die(int code, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("echo_client: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    exit(code);
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static int is_loopback(const struct sockaddr *sa) {
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+        return (ntohl(in->sin_addr.s_addr) >> 24) == 127;
+    }
+    if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+        return IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr);
+    }
+    return 0;
+}
+
+/* Resolves HOST:PORT; refuses (exit 2) anything but a loopback address. */
+static struct addrinfo *resolve(const char *host, const char *port) {
+    unsigned char buf[sizeof(struct in6_addr)];
+    int literal = inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
+    if (!literal && strcmp(host, "localhost") != 0)
+        die(2, "refusing host '%s': only 127.x.x.x, ::1 or localhost", host);
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+    hints.ai_flags = literal ? AI_NUMERICHOST | AI_NUMERICSERV : AI_NUMERICSERV;
+    struct addrinfo *res;
+    int rc = getaddrinfo(host, port, &hints, &res);
+    if (rc != 0)
+        die(1, "cannot resolve %s port %s: %s", host, port, gai_strerror(rc));
+    for (struct addrinfo *ai = res; ai; ai = ai->ai_next)
+        if (!is_loopback(ai->ai_addr))
+            die(2, "refusing host '%s': not a loopback address", host);
+    return res;
+}
+
+static int connect_one(const struct addrinfo *res) {
+    for (const struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+        int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+        if (fd < 0)
+            continue;
+        if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) {
+            int one = 1;
+            if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) != 0)
+                die(1, "TCP_NODELAY: %s", strerror(errno));
+            return fd;
+        }
+        close(fd);
+    }
+    die(1, "connect: %s", strerror(errno));
+}
+
+static void fill(conn_t *c, size_t idx) {
+    for (size_t i = 0; i < msg_size; i++)
+        c->out[i] = (unsigned char)(idx * 131u + c->round * 7u + i);
+    c->sent = c->got = 0;
+}
+
+/* Writes what is left of the message; returns 1 when it is all out. */
+static int flush_out(conn_t *c) {
+    while (c->sent < msg_size) {
+        ssize_t n = send(c->fd, c->out + c->sent, msg_size - c->sent, MSG_NOSIGNAL);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                return 0;
+            die(1, "send: %s", strerror(errno));
+        }
+        c->sent += (size_t)n;
+    }
+    return 1;
+}
+
+static void want(int ep, conn_t *c, size_t idx, uint32_t events) {
+    struct epoll_event ev = {.events = events, .data.u64 = idx};
+    if (epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev) != 0)
+        die(1, "epoll_ctl: %s", strerror(errno));
+}
+
+static long parse_num(const char *s, const char *what, double *d) {
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || *end || !(v > 0))
+        die(1, "bad %s '%s'", what, s);
+    if (d)
+        *d = v;
+    return (long)v;
+}
+
+int main(int argc, char **argv) {
+    const char *host = NULL, *port = NULL;
+    long nconns = 64;
+    double duration = 5.0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if ((!strcmp(a, "-c") || !strcmp(a, "-s") || !strcmp(a, "-d")) && i + 1 < argc) {
+            const char *v = argv[++i];
+            if (a[1] == 'c')
+                nconns = parse_num(v, "connection count", NULL);
+            else if (a[1] == 's')
+                msg_size = (size_t)parse_num(v, "message size", NULL);
+            else
+                parse_num(v, "duration", &duration);
+        } else if (a[0] != '-' && !host) {
+            host = a;
+        } else if (a[0] != '-' && !port) {
+            port = a;
+        } else {
+            die(1, "usage: echo_client HOST PORT [-c 64] [-s 64] [-d 5]");
+        }
+    }
+    if (!host || !port)
+        die(1, "usage: echo_client HOST PORT [-c 64] [-s 64] [-d 5]");
+    if (nconns < 1 || nconns > 100000 || msg_size < 1 || msg_size > (1u << 24))
+        die(1, "connection count or message size out of range");
+
+    struct addrinfo *res = resolve(host, port);
+    conn_t *conns = calloc((size_t)nconns, sizeof *conns);
+    unsigned char *bufs = malloc((size_t)nconns * msg_size * 2);
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    if (!conns || !bufs || ep < 0)
+        die(1, "out of memory or epoll_create1 failed");
+
+    /* Connect everything (blocking connect) before the clock starts. */
+    for (long i = 0; i < nconns; i++) {
+        conn_t *c = &conns[i];
+        c->fd = connect_one(res);
+        c->out = bufs + (size_t)i * msg_size * 2;
+        c->in = c->out + msg_size;
+        if (fcntl(c->fd, F_SETFL, fcntl(c->fd, F_GETFL) | O_NONBLOCK) != 0)
+            die(1, "fcntl: %s", strerror(errno));
+        struct epoll_event ev = {.events = EPOLLIN, .data.u64 = (uint64_t)i};
+        if (epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev) != 0)
+            die(1, "epoll_ctl: %s", strerror(errno));
+    }
+    freeaddrinfo(res);
+
+    unsigned long long roundtrips = 0;
+    double start = now_s(), deadline = start + duration, t = start;
+    for (long i = 0; i < nconns; i++) {
+        fill(&conns[i], (size_t)i);
+        if (!flush_out(&conns[i]))
+            want(ep, &conns[i], (size_t)i, EPOLLIN | EPOLLOUT);
+    }
+
+    enum { MAXEV = 256 };
+    struct epoll_event evs[MAXEV];
+    while (t < deadline) {
+        int timeout_ms = (int)((deadline - t) * 1000.0) + 1;
+        int n = epoll_wait(ep, evs, MAXEV, timeout_ms);
+        if (n < 0 && errno != EINTR)
+            die(1, "epoll_wait: %s", strerror(errno));
+        t = now_s();
+        for (int k = 0; k < n && t < deadline; k++) {
+            size_t idx = (size_t)evs[k].data.u64;
+            conn_t *c = &conns[idx];
+            if ((evs[k].events & EPOLLOUT) && flush_out(c))
+                want(ep, c, idx, EPOLLIN);
+            if (!(evs[k].events & (EPOLLIN | EPOLLERR | EPOLLHUP)))
+                continue;
+            ssize_t r = recv(c->fd, c->in + c->got, msg_size - c->got, 0);
+            if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+                continue;
+            if (r < 0)
+                die(1, "recv: %s", strerror(errno));
+            if (r == 0)
+                die(1, "server closed connection %zu", idx);
+            if (memcmp(c->in + c->got, c->out + c->got, (size_t)r) != 0)
+                die(2, "echo mismatch on connection %zu", idx);
+            c->got += (size_t)r;
+            if (c->got < msg_size)
+                continue;
+            if (c->sent < msg_size)
+                die(2, "echo of bytes not yet sent on connection %zu", idx);
+            roundtrips++;
+            c->round++;
+            fill(c, idx);
+            if (!flush_out(c))
+                want(ep, c, idx, EPOLLIN | EPOLLOUT);
+        }
+    }
+    double elapsed = t - start;
+
+    for (long i = 0; i < nconns; i++)
+        close(conns[i].fd);
+    close(ep);
+    free(bufs);
+    free(conns);
+    printf("roundtrips %llu elapsed_s %.3f req_per_s %.0f\n", roundtrips, elapsed,
+           (double)roundtrips / elapsed);
+    return 0;
+}
