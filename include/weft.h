@@ -17,5 +17,6 @@
 #include "weft/loop.h"
 #include "weft/future.h"
 #include "weft/task.h"
+#include "weft/runtime.h"
 
 #endif

@@ -44,6 +44,7 @@ void weft__future_init(weft_future_t *f, weft_loop_t *loop, bool is_task)
     f->cb_inline = 1;
     f->cbs = f->inl;
     f->capcb = 1;
+    ck_spinlock_fas_init(&f->lock);
     weft__loop_retain(loop);
 }
 
@@ -51,7 +52,29 @@ int weft__future_check(const weft_future_t *f)
 {
     if (!f)
         return WEFT_EINVAL;
-    return weft__loop_check(f->loop);
+    if (ck_pr_load_uint(&f->loop->flags) & WEFT__L_CLOSED)
+        return WEFT_ECLOSED;
+    return 0;
+}
+
+static inline void flock(weft_future_t *f)
+{
+    ck_spinlock_fas_lock(&f->lock);
+    WEFT__TSAN_ACQUIRE(&f->lock);
+}
+
+static inline void funlock(weft_future_t *f)
+{
+    WEFT__TSAN_RELEASE(&f->lock);
+    ck_spinlock_fas_unlock(&f->lock);
+}
+
+static inline int fstate(const weft_future_t *f)
+{
+    int st = ck_pr_load_8((const uint8_t *)&f->state);
+    ck_pr_fence_acquire();
+    WEFT__TSAN_ACQUIRE(f);
+    return st;
 }
 
 int weft_future_new(weft_loop_t *loop, weft_future_t **out)
@@ -121,36 +144,106 @@ void weft__done_dispatch(weft__handle_t *h)
     weft_future_release(f);
 }
 
-static int schedule_done_cb(weft_future_t *f, weft_done_cb fn, void *arg)
+static void msg_done_cb(weft_loop_t *l, weft__msg_t *m);
+
+/* Schedule fn(f, arg) on loop @l: a ready-queue entry if @l runs on this
+ * thread, else a message to @l. */
+static int schedule_done_cb(weft_loop_t *l, weft_future_t *f, weft_done_cb fn, void *arg)
 {
-    weft__handle_t *h = weft__handle_new(f->loop);
+    if (weft__thread()->running != l) {
+        weft__msg_t *m = weft__msg_new(msg_done_cb);
+        if (!m)
+            return WEFT_ENOMEM;
+        m->a = weft_future_retain(f);
+        m->b = arg;
+        m->cb = (weft_callback_t)(void (*)(void))fn;
+        int rc = weft__loop_post(l, m);
+        if (rc < 0) {
+            weft_future_release(f);
+            free(m);
+        }
+        return rc;
+    }
+    weft__handle_t *h = weft__handle_new(l);
     if (!h)
         return WEFT_ENOMEM;
     h->fn = weft__done_dispatch;
     h->u.done.fn = fn;
     h->u.done.arg = arg;
     h->u.done.fut = weft_future_retain(f);
-    weft__ready_push(f->loop, h);
+    weft__ready_push(l, h);
     return 0;
 }
 
-void weft__future_complete(weft_future_t *f, int state, int code, char *msg, weft_value_t v)
+static void msg_done_cb(weft_loop_t *l, weft__msg_t *m)
 {
-    f->state = (uint8_t)state;
+    weft_future_t *f = m->a;
+    weft_done_cb fn = (weft_done_cb)(void (*)(void))m->cb;
+    if (schedule_done_cb(l, f, fn, m->b) < 0)
+        weft__report(l, "Cannot schedule a done callback (out of memory)", WEFT_ENOMEM, NULL, f);
+    weft_future_release(f);
+    free(m);
+}
+
+static void msg_wake(weft_loop_t *l, weft__msg_t *m)
+{
+    (void)l;
+    weft__task_t *t = m->a;
+    weft__task_wake(t, m->i);
+    weft_future_release(&t->fut);
+    free(m);
+}
+
+/* Wake @t from any thread: directly on its own loop's thread, else by message. */
+void weft__task_wake_any(weft__task_t *t, int status)
+{
+    weft_loop_t *tl = t->fut.loop;
+    if (weft__thread()->running == tl) {
+        weft__task_wake(t, status);
+        return;
+    }
+    weft__msg_t *m = weft__msg_new(msg_wake);
+    if (!m) {
+        weft__report(NULL, "Cannot wake a task on another loop (out of memory)", WEFT_ENOMEM, NULL, &t->fut);
+        return;
+    }
+    m->a = weft_future_retain(&t->fut);
+    m->i = status;
+    if (weft__loop_post(tl, m) < 0) {
+        weft_future_release(&t->fut);
+        free(m);
+    }
+}
+
+/* Returns false if the future was already done (nothing changed). */
+bool weft__future_complete(weft_future_t *f, int state, int code, char *msg, weft_value_t v)
+{
+    flock(f);
+    if (f->state != WEFT__F_PENDING) {
+        funlock(f);
+        return false;
+    }
     f->code = code;
     f->msg = msg;
     f->value = v;
     uint32_t n = f->ncb;
     f->ncb = 0;
+    WEFT__TSAN_RELEASE(f);
+    ck_pr_fence_release();
+    ck_pr_store_8(&f->state, (uint8_t)state);
+    funlock(f);
+    /* nobody appends once the state is set: the list is ours to walk */
     for (uint32_t i = 0; i < n; i++) {
         weft__cbent_t *e = &f->cbs[i];
         if (e->waiter)
-            weft__task_wake(e->waiter, 0);
-        else if (schedule_done_cb(f, e->fn, e->arg) < 0)
-            weft__report(f->loop, "Cannot schedule a done callback (out of memory)", WEFT_ENOMEM, NULL, f);
+            weft__task_wake_any(e->waiter, 0);
+        else if (schedule_done_cb(e->loop, f, e->fn, e->arg) < 0)
+            weft__report(e->loop, "Cannot schedule a done callback (out of memory)", WEFT_ENOMEM, NULL, f);
     }
+    return true;
 }
 
+/* Under the lock. */
 static int cb_append(weft_future_t *f, weft_done_cb fn, void *arg, struct weft__task *waiter)
 {
     if (f->ncb == f->capcb) {
@@ -169,19 +262,31 @@ static int cb_append(weft_future_t *f, weft_done_cb fn, void *arg, struct weft__
         f->capcb = cap;
         f->cb_inline = 0;
     }
-    f->cbs[f->ncb++] = (weft__cbent_t){ fn, arg, waiter };
+    weft_loop_t *l = weft__thread()->running;
+    f->cbs[f->ncb++] = (weft__cbent_t){ fn, arg, waiter, l ? l : f->loop };
     return 0;
 }
 
-int weft__future_add_waiter(weft_future_t *f, struct weft__task *t) { return cb_append(f, NULL, NULL, t); }
+/* 0: registered; 1: already done (not registered); <0 error. Any thread. */
+int weft__future_add_waiter(weft_future_t *f, struct weft__task *t)
+{
+    flock(f);
+    int rc = f->state != WEFT__F_PENDING ? 1 : cb_append(f, NULL, NULL, t);
+    funlock(f);
+    return rc;
+}
 
 void weft__future_remove_waiter(weft_future_t *f, struct weft__task *t)
 {
-    uint32_t j = 0;
-    for (uint32_t i = 0; i < f->ncb; i++)
-        if (f->cbs[i].waiter != t)
-            f->cbs[j++] = f->cbs[i];
-    f->ncb = j;
+    flock(f);
+    if (f->state == WEFT__F_PENDING) {
+        uint32_t j = 0;
+        for (uint32_t i = 0; i < f->ncb; i++)
+            if (f->cbs[i].waiter != t)
+                f->cbs[j++] = f->cbs[i];
+        f->ncb = j;
+    }
+    funlock(f);
 }
 
 static int settable(weft_future_t *f)
@@ -191,7 +296,7 @@ static int settable(weft_future_t *f)
         return rc;
     if (f->is_task)
         return WEFT_ENOTTASK;
-    if (f->state != WEFT__F_PENDING)
+    if (fstate(f) != WEFT__F_PENDING)
         return WEFT_EINVALSTATE;
     return 0;
 }
@@ -201,8 +306,7 @@ int weft_future_set_result(weft_future_t *f, weft_value_t v)
     int rc = settable(f);
     if (rc < 0)
         return rc;
-    weft__future_complete(f, WEFT__F_RESULT, 0, NULL, v);
-    return 0;
+    return weft__future_complete(f, WEFT__F_RESULT, 0, NULL, v) ? 0 : WEFT_EINVALSTATE;
 }
 
 int weft_future_set_exception(weft_future_t *f, int code, const char *fmt, ...)
@@ -219,7 +323,10 @@ int weft_future_set_exception(weft_future_t *f, int code, const char *fmt, ...)
         msg = weft__vformat(fmt, ap);
         va_end(ap);
     }
-    weft__future_complete(f, WEFT__F_EXCEPTION, code, msg, (weft_value_t){ .p = NULL });
+    if (!weft__future_complete(f, WEFT__F_EXCEPTION, code, msg, (weft_value_t){ .p = NULL })) {
+        free(msg);
+        return WEFT_EINVALSTATE;
+    }
     return 0;
 }
 
@@ -233,20 +340,24 @@ int weft_future_cancel(weft_future_t *f, const char *msg)
     if (rc < 0)
         return rc;
     f->retrieved = 1;
-    if (f->state != WEFT__F_PENDING)
+    if (fstate(f) != WEFT__F_PENDING)
         return 0;
-    weft__future_complete(f, WEFT__F_CANCELLED, WEFT_ECANCELED, weft__strdup(msg), (weft_value_t){ .p = NULL });
+    char *m = weft__strdup(msg);
+    if (!weft__future_complete(f, WEFT__F_CANCELLED, WEFT_ECANCELED, m, (weft_value_t){ .p = NULL })) {
+        free(m);
+        return 0;
+    }
     return 1;
 }
 
-bool weft_future_done(const weft_future_t *f) { return f && f->state != WEFT__F_PENDING; }
-bool weft_future_cancelled(const weft_future_t *f) { return f && f->state == WEFT__F_CANCELLED; }
+bool weft_future_done(const weft_future_t *f) { return f && fstate(f) != WEFT__F_PENDING; }
+bool weft_future_cancelled(const weft_future_t *f) { return f && fstate(f) == WEFT__F_CANCELLED; }
 
 static int outcome(weft_future_t *f, weft_value_t *out, bool take)
 {
     if (!f)
         return WEFT_EINVAL;
-    switch (f->state) {
+    switch (fstate(f)) {
     case WEFT__F_PENDING:
         return WEFT_EINVALSTATE;
     case WEFT__F_RESULT:
@@ -273,9 +384,10 @@ int weft_future_exception(weft_future_t *f, int *code, const char **msg)
 {
     if (!f)
         return WEFT_EINVAL;
-    if (f->state == WEFT__F_PENDING)
+    int st = fstate(f);
+    if (st == WEFT__F_PENDING)
         return WEFT_EINVALSTATE;
-    if (f->state == WEFT__F_CANCELLED) {
+    if (st == WEFT__F_CANCELLED) {
         if (msg)
             *msg = f->msg;
         return WEFT_ECANCELED;
@@ -297,9 +409,15 @@ int weft_future_add_done_callback(weft_future_t *f, weft_done_cb fn, void *arg)
         return rc;
     if (!fn)
         return WEFT_EINVAL;
-    if (f->state != WEFT__F_PENDING)
-        return schedule_done_cb(f, fn, arg);
-    return cb_append(f, fn, arg, NULL);
+    flock(f);
+    if (f->state == WEFT__F_PENDING) {
+        rc = cb_append(f, fn, arg, NULL);
+        funlock(f);
+        return rc;
+    }
+    funlock(f);
+    weft_loop_t *l = weft__thread()->running;
+    return schedule_done_cb(l ? l : f->loop, f, fn, arg);
 }
 
 int weft_future_remove_done_callback(weft_future_t *f, weft_done_cb fn, void *arg)
@@ -307,13 +425,17 @@ int weft_future_remove_done_callback(weft_future_t *f, weft_done_cb fn, void *ar
     if (!f || !fn)
         return WEFT_EINVAL;
     uint32_t j = 0, removed = 0;
-    for (uint32_t i = 0; i < f->ncb; i++) {
-        if (!f->cbs[i].waiter && f->cbs[i].fn == fn && f->cbs[i].arg == arg)
-            removed++;
-        else
-            f->cbs[j++] = f->cbs[i];
+    flock(f);
+    if (f->state == WEFT__F_PENDING) {
+        for (uint32_t i = 0; i < f->ncb; i++) {
+            if (!f->cbs[i].waiter && f->cbs[i].fn == fn && f->cbs[i].arg == arg)
+                removed++;
+            else
+                f->cbs[j++] = f->cbs[i];
+        }
+        f->ncb = j;
     }
-    f->ncb = j;
+    funlock(f);
     return (int)removed;
 }
 

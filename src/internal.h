@@ -3,9 +3,12 @@
 #define WEFT_SRC_INTERNAL_H
 
 #include "weft.h"
+#include "weft/runtime.h"
 #include "ctx.h"
 
 #include <ck_pr.h>
+#include <ck_ring.h>
+#include <ck_spinlock.h>
 #include <ck_stack.h>
 #include <uv.h>
 
@@ -171,11 +174,17 @@ typedef struct weft__cbent {
     weft_done_cb fn;        /* NULL: wake the task `waiter` */
     void *arg;
     struct weft__task *waiter;
+    weft_loop_t *loop;      /* where a done callback runs */
 } weft__cbent_t;
 
+/* A future's state changes under its spinlock, so any thread may complete a
+ * plain future or register a waiter (tasks of other loops await it); readers
+ * check `state` with an atomic load. Callbacks then run on the loop that
+ * registered them (a local push, or a message to that loop). */
 struct weft_future {
     weft_loop_t *loop;
     unsigned int refs;      /* atomic (ck_pr) */
+    ck_spinlock_fas_t lock;
     uint8_t state;
     uint8_t is_task;
     uint8_t retrieved;
@@ -191,7 +200,8 @@ struct weft_future {
 void weft__done_dispatch(weft__handle_t *h);
 void weft__future_init(weft_future_t *f, weft_loop_t *loop, bool is_task);
 /* Complete and schedule callbacks. msg is taken over (may be NULL). */
-void weft__future_complete(weft_future_t *f, int state, int code, char *msg, weft_value_t v);
+bool weft__future_complete(weft_future_t *f, int state, int code, char *msg, weft_value_t v);
+void weft__task_wake_any(struct weft__task *t, int status);
 int weft__future_add_waiter(weft_future_t *f, struct weft__task *t);
 void weft__future_remove_waiter(weft_future_t *f, struct weft__task *t);
 int weft__future_check(const weft_future_t *f);
@@ -219,6 +229,9 @@ typedef struct weft__task {
     uint8_t must_cancel;
     uint8_t wait_kind;
     uint8_t named;
+    uint8_t stealable;
+    unsigned int claim;             /* atomic: 0 queued, 1 started, 2 cancelled before start */
+    struct weft_cfuture *cf;        /* run_coroutine_threadsafe's future, or NULL */
     int num_cancels;
     char *cancel_msg;
     weft__cancel_wait_fn cancel_wait;
@@ -242,6 +255,8 @@ int weft__task_suspend(weft__task_t *t, int kind, weft__cancel_wait_fn cancel, v
 void weft__task_wake(weft__task_t *t, int status);
 /* Set the current task's error message (takes msg). */
 void weft__task_set_error(weft__task_t *t, int code, char *msg);
+int weft__task_alloc(weft_loop_t *loop, weft_coro_fn fn, void *arg, const weft_task_opts_t *opts, weft__task_t **out);
+int weft__task_cancel_remote(weft__task_t *t, const char *msg);
 /* Destroy a task that never finished (loop close). */
 void weft__task_abandon(weft__task_t *t);
 
@@ -260,11 +275,20 @@ typedef struct weft__thread {
  * a suspension point (see docs/ARCHITECTURE.md, "thread-locals"). */
 weft__thread_t *weft__thread(void);
 
-typedef struct weft__tsmsg {
+/* A message from another thread, run by the loop when it drains its inbox. */
+typedef struct weft__msg weft__msg_t;
+struct weft__msg {
     ck_stack_entry_t entry;
+    void (*run)(weft_loop_t *l, weft__msg_t *m);   /* must free m */
     weft_callback_t cb;
-    void *arg;
-} weft__tsmsg_t;
+    void *a;
+    void *b;
+    char *s;
+    int i;
+};
+/* Post @m to @l's inbox from any thread; wakes @l if it is parked. */
+int weft__loop_post(weft_loop_t *l, weft__msg_t *m);
+weft__msg_t *weft__msg_new(void (*run)(weft_loop_t *, weft__msg_t *));
 
 enum { WEFT__L_RUNNING = 1, WEFT__L_STOPPING = 2, WEFT__L_CLOSED = 4 };
 
@@ -292,7 +316,33 @@ struct weft_loop {
     ck_stack_t inbox;
     uv_thread_t owner;
     bool has_owner;
+    /* runtime worker state (NULL rt for a standalone loop) */
+    struct weft_runtime *rt;
+    int widx;
+    unsigned int parked;            /* atomic: 1 while blocked in the poll */
+    unsigned int tick;
+    uint32_t rng;
+    ck_ring_t newq;                 /* never-run stealable tasks: owner pushes, anyone pops */
+    ck_ring_buffer_t *newq_buf;
+    weft_loop_stats_t stats;
+    uint64_t park_t0;
 };
+
+struct weft_runtime;
+#define WEFT__NEWQ_SIZE 256
+/* runtime.c hooks */
+bool weft__rt_find_work(weft_loop_t *l);
+void weft__rt_before_park(weft_loop_t *l);
+void weft__rt_after_park(weft_loop_t *l);
+void weft__rt_notify(struct weft_runtime *rt);
+void weft__rt_task_born(struct weft_runtime *rt);
+void weft__rt_task_gone(struct weft_runtime *rt);
+bool weft__rt_shutting(const struct weft_runtime *rt);
+unsigned int weft__rt_live(struct weft_runtime *rt);
+int weft__rt_submit(struct weft_runtime *rt, weft_loop_t *loop, struct weft__task *t);
+weft_executor_t *weft__rt_executor(struct weft_runtime *rt);
+void weft__task_start_claimed(weft_loop_t *l, struct weft__task *t);
+void weft__cfuture_task_done(struct weft__task *t);
 
 void weft__ready_push(weft_loop_t *l, weft__handle_t *h);
 weft__handle_t *weft__handle_new(weft_loop_t *l);

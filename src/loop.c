@@ -240,28 +240,63 @@ int weft_handle_cancel(weft_handle_t handle)
 
 /* ---- cross-thread inbox ------------------------------------------------------- */
 
+weft__msg_t *weft__msg_new(void (*run)(weft_loop_t *, weft__msg_t *))
+{
+    weft__msg_t *m = calloc(1, sizeof *m);
+    if (m)
+        m->run = run;
+    return m;
+}
+
+/* Any thread. The senders count lets weft_loop_close wait until no thread is
+ * between its closed-check and its uv_async_send. */
+int weft__loop_post(weft_loop_t *l, weft__msg_t *m)
+{
+    ck_pr_inc_uint(&l->senders);
+    ck_pr_fence_memory();
+    if (ck_pr_load_uint(&l->flags) & WEFT__L_CLOSED) {
+        ck_pr_dec_uint(&l->senders);
+        return WEFT_ECLOSED;
+    }
+    WEFT__TSAN_RELEASE(m);
+    ck_stack_push_upmc(&l->inbox, &m->entry);
+    ck_pr_fence_memory();   /* publish, then look at `parked` (pairs with the parking loop) */
+    if (ck_pr_load_uint(&l->parked) || !(ck_pr_load_uint(&l->flags) & WEFT__L_RUNNING))
+        uv_async_send(&l->wake);
+    WEFT__TSAN_RELEASE(&l->senders);
+    ck_pr_dec_uint(&l->senders);
+    return 0;
+}
+
+static void msg_callback(weft_loop_t *l, weft__msg_t *m)
+{
+    weft__handle_t *h = weft__handle_new(l);
+    if (!h) {   /* out of memory: run it now rather than lose it */
+        int rc = m->cb(m->a);
+        if (rc < 0)
+            weft__report(l, "Exception in callback", rc, NULL, NULL);
+    } else {
+        h->fn = user_dispatch;
+        h->u.user.cb = m->cb;
+        h->u.user.arg = m->a;
+        weft__ready_push(l, h);
+    }
+    free(m);
+}
+
 int weft_call_soon_threadsafe(weft_loop_t *loop, weft_callback_t cb, void *arg)
 {
     if (!loop || !cb)
         return WEFT_EINVAL;
-    weft__tsmsg_t *m = malloc(sizeof *m);
+    weft__msg_t *m = weft__msg_new(msg_callback);
     if (!m)
         return WEFT_ENOMEM;
     m->cb = cb;
-    m->arg = arg;
-    ck_pr_inc_uint(&loop->senders);
-    ck_pr_fence_memory();
-    if (ck_pr_load_uint(&loop->flags) & WEFT__L_CLOSED) {
-        ck_pr_dec_uint(&loop->senders);
+    m->a = arg;
+    int rc = weft__loop_post(loop, m);
+    if (rc < 0)
         free(m);
-        return WEFT_ECLOSED;
-    }
-    WEFT__TSAN_RELEASE(m);
-    ck_stack_push_upmc(&loop->inbox, &m->entry);
-    uv_async_send(&loop->wake);
-    WEFT__TSAN_RELEASE(&loop->senders);
-    ck_pr_dec_uint(&loop->senders);
-    return 0;
+    return rc;
 }
 
 static void drain_inbox(weft_loop_t *l)
@@ -275,21 +310,11 @@ static void drain_inbox(weft_loop_t *l)
         e = n;
     }
     while (rev) {
-        weft__tsmsg_t *m = (weft__tsmsg_t *)(void *)rev;
+        weft__msg_t *m = (weft__msg_t *)(void *)rev;
         rev = rev->next;
         WEFT__TSAN_ACQUIRE(m);
-        weft__handle_t *h = weft__handle_new(l);
-        if (!h) {   /* out of memory: run it now rather than lose it */
-            int rc = m->cb(m->arg);
-            if (rc < 0)
-                weft__report(l, "Exception in callback", rc, NULL, NULL);
-        } else {
-            h->fn = user_dispatch;
-            h->u.user.cb = m->cb;
-            h->u.user.arg = m->arg;
-            weft__ready_push(l, h);
-        }
-        free(m);
+        l->stats.inbox_msgs++;
+        m->run(l, m);
     }
 }
 
@@ -312,13 +337,32 @@ static void arm_uv_timer(weft_loop_t *l)
     l->armed_ms = ms;
 }
 
+static bool has_work(weft_loop_t *l)
+{
+    return l->ready.count || !CK_STACK_ISEMPTY(&l->inbox) || (ck_pr_load_uint(&l->flags) & WEFT__L_STOPPING);
+}
+
 static void run_once(weft_loop_t *l)
 {
-    bool busy = l->ready.count || !CK_STACK_ISEMPTY(&l->inbox) ||
-                (ck_pr_load_uint(&l->flags) & WEFT__L_STOPPING);
+    bool busy = has_work(l);
+    if (!busy && l->rt)
+        busy = weft__rt_find_work(l);   /* local stealable queue, injection queue, other loops */
     if (!busy) {
         arm_uv_timer(l);
-        uv_run(&l->uv, UV_RUN_ONCE);
+        if (l->rt) {
+            ck_pr_store_uint(&l->parked, 1);
+            ck_pr_fence_memory();   /* parked, then re-check: pairs with weft__loop_post / notify */
+            if (has_work(l) || weft__rt_find_work(l)) {
+                ck_pr_store_uint(&l->parked, 0);
+            } else {
+                weft__rt_before_park(l);
+                uv_run(&l->uv, UV_RUN_ONCE);
+                ck_pr_store_uint(&l->parked, 0);
+                weft__rt_after_park(l);
+            }
+        } else {
+            uv_run(&l->uv, UV_RUN_ONCE);
+        }
         l->since_poll = 0;
     } else if (l->since_poll >= WEFT__POLL_INTERVAL) {
         uv_run(&l->uv, UV_RUN_NOWAIT);
@@ -388,6 +432,37 @@ int weft_loop_run_forever(weft_loop_t *loop)
             break;
     }
     run_end(loop);
+    return 0;
+}
+
+bool weft__rt_shutting(const struct weft_runtime *rt);
+void weft__rt_poll_injector(weft_loop_t *l);
+
+/* A runtime worker: run until the runtime shuts down and no task is left in
+ * it. At the shutdown request every task of this loop is cancelled once; tasks
+ * started later are cancelled as they start (weft__task_start_claimed). */
+int weft__loop_run_worker(weft_loop_t *l)
+{
+    run_begin(l);
+    bool cancelled = false;
+    l->park_t0 = uv_hrtime();
+    for (;;) {
+        if ((++l->tick & 63) == 0)
+            weft__rt_poll_injector(l);   /* fairness: the shared queue is never starved */
+        run_once(l);
+        if (weft__rt_shutting(l->rt)) {
+            if (!cancelled) {
+                cancelled = true;
+                for (weft__task_t *t = l->tasks; t; t = t->nextt)
+                    weft_task_cancel(&t->fut, NULL);
+            }
+            if (weft__rt_live(l->rt) == 0 && !l->ready.count && CK_STACK_ISEMPTY(&l->inbox))
+                break;
+        }
+    }
+    uint64_t now = uv_hrtime();
+    l->stats.busy_ns += now - l->park_t0;
+    run_end(l);
     return 0;
 }
 

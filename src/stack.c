@@ -13,6 +13,9 @@
 #include "internal.h"
 
 #include <pthread.h>
+#if defined(WEFT_ASAN)
+#include <sanitizer/asan_interface.h>
+#endif
 #include <signal.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -174,6 +177,10 @@ static void stack_free_mapping(weft__stack_t *s)
 
 void weft__stack_release(weft__stack_pool_t *p, weft__stack_t *s)
 {
+#if defined(WEFT_ASAN)
+    /* frames that never returned leave poisoned shadow behind */
+    __asan_unpoison_memory_region(s->lo, s->size);
+#endif
     weft__stack_class_t *c = class_for(p, s->size);
     p->live--;
     if (c && c->nfree >= WEFT__POOL_CAP) {

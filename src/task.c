@@ -53,14 +53,9 @@ void weft__task_set_error(weft__task_t *t, int code, char *msg)
     t->err_msg = msg;
 }
 
-int weft_loop_create_task(weft_loop_t *loop, weft_task_t **out, weft_coro_fn fn, void *arg,
-                          const weft_task_opts_t *opts)
+/* Allocate a task of @loop, neither linked nor scheduled (claim 0). Any thread. */
+int weft__task_alloc(weft_loop_t *loop, weft_coro_fn fn, void *arg, const weft_task_opts_t *opts, weft__task_t **out)
 {
-    if (out)
-        *out = NULL;
-    int rc = weft__loop_check(loop);
-    if (rc < 0)
-        return rc;
     if (!fn)
         return WEFT_EINVAL;
     size_t ss = opts && opts->stack_size ? opts->stack_size : WEFT_DEFAULT_STACK_SIZE;
@@ -88,14 +83,70 @@ int weft_loop_create_task(weft_loop_t *loop, weft_task_t **out, weft_coro_fn fn,
     t->timer.loop = loop;
     t->timer.heap_idx = UINT32_MAX;
     t->state = WEFT_TASK_NEW;
+    if (loop->rt)
+        weft__rt_task_born(loop->rt);
+    *out = t;
+    return 0;
+}
+
+/* Start a queued task (claim 0) on @l, the loop running on this thread: the
+ * caller took it out of a queue, so nobody else can. A cancel that won the
+ * claim first makes it end cancelled without running its body. */
+void weft__task_start_claimed(weft_loop_t *l, weft__task_t *t)
+{
+    bool cancelled = false;
+    if (!ck_pr_cas_uint(&t->claim, 0, 1)) {
+        while (ck_pr_load_uint(&t->claim) == 3)
+            ck_pr_stall();
+        WEFT__TSAN_ACQUIRE(&t->claim);
+        cancelled = true;
+    }
+    if (t->fut.loop != l) {   /* stolen or injected: move ownership here */
+        weft_loop_t *old = t->fut.loop;
+        weft__loop_retain(l);
+        t->fut.loop = l;
+        t->step.loop = l;
+        t->timer.loop = l;
+        weft__loop_release(old);
+    }
+    link_task(l, t);
+    if (l->rt && weft__rt_shutting(l->rt) && !cancelled) {
+        cancelled = true;   /* started after the shutdown request */
+        t->num_cancels++;
+    }
+    if (cancelled) {
+        t->must_cancel = 1;
+        if (!t->num_cancels)
+            t->num_cancels = 1;
+    }
+    task_resume(t);
+}
+
+int weft_loop_create_task(weft_loop_t *loop, weft_task_t **out, weft_coro_fn fn, void *arg,
+                          const weft_task_opts_t *opts)
+{
+    if (out)
+        *out = NULL;
+    int rc = weft__loop_check(loop);
+    if (rc < 0)
+        return rc;
+    weft__task_t *t;
+    if ((rc = weft__task_alloc(loop, fn, arg, opts, &t)) < 0)
+        return rc;
+    t->claim = 1;
     link_task(loop, t);
+    if (loop->rt && weft__rt_shutting(loop->rt)) {
+        t->must_cancel = 1;   /* created during the shutdown: ends cancelled */
+        t->num_cancels = 1;
+    }
     /* the loop's reference lives until the task is done */
     if (out)
         *out = weft_future_retain(&t->fut);
-    if (opts && opts->eager_start && weft__thread()->running == loop)
+    if (opts && opts->eager_start && weft__thread()->running == loop) {
         task_resume(t);
-    else
+    } else {
         weft__ready_push(loop, &t->step);
+    }
     return 0;
 }
 
@@ -119,6 +170,10 @@ static void task_done(weft__task_t *t, int state, int code, char *msg, weft_valu
     t->cancel_wait = NULL;
     unlink_task(l, t);
     weft__future_complete(&t->fut, state, code, msg, v);
+    if (t->cf)
+        weft__cfuture_task_done(t);
+    if (l->rt)
+        weft__rt_task_gone(l->rt);
 }
 
 static void task_finish(weft__task_t *t, int rc, weft_value_t res)
@@ -180,6 +235,7 @@ static void task_resume(weft__task_t *t)
             task_retire(t);
             return;
         }
+        l->stats.tasks_started++;
         t->stack = weft__stack_acquire(&l->stacks, t->stack_size);
         if (!t->stack) {
             task_done(t, WEFT__F_EXCEPTION, WEFT_ENOMEM, weft__strdup("cannot allocate a task stack"),
@@ -194,6 +250,7 @@ static void task_resume(weft__task_t *t)
     weft__task_t *prev = ts->task;
     t->back = from;
     t->state = WEFT_TASK_RUNNING;
+    l->stats.tasks_run++;
     ts->coro = &t->coro;
     ts->task = t;
     l->current = t;
@@ -268,6 +325,8 @@ void weft__task_abandon(weft__task_t *t)
     if (!t->fut.msg)
         t->fut.msg = weft__strdup("the loop was closed while the task was pending");
     t->fut.ncb = 0;
+    if (l->rt)
+        weft__rt_task_gone(l->rt);
     task_retire(t);
 }
 
@@ -285,15 +344,24 @@ int weft_await(weft_future_t *f, weft_value_t *out)
         return WEFT_EINVAL;
     if (f == &t->fut)
         return WEFT_ESELFAWAIT;
-    if (f->loop != t->fut.loop)
-        return WEFT_EWRONGLOOP;
-    if (f->state == WEFT__F_PENDING) {
-        int rc = weft__future_add_waiter(f, t);
-        if (rc < 0)
-            return rc;
+    if (!weft_future_done(f)) {
         weft_future_retain(f);
-        rc = weft__task_suspend(t, WEFT__W_FUTURE, future_wait_cancel, f);
-        if (f->state == WEFT__F_PENDING)
+        /* suspended before the waiter is visible: a completion on another
+         * thread can only wake us once we are switchable */
+        t->state = WEFT_TASK_SUSPENDED;
+        int rc = weft__future_add_waiter(f, t);
+        if (rc < 0) {
+            t->state = WEFT_TASK_RUNNING;
+            weft_future_release(f);
+            return rc;
+        }
+        if (rc == 1) {   /* completed meanwhile */
+            t->state = WEFT_TASK_RUNNING;
+            rc = 0;
+        } else {
+            rc = weft__task_suspend(t, WEFT__W_FUTURE, future_wait_cancel, f);
+        }
+        if (!weft_future_done(f))
             weft__future_remove_waiter(f, t);
         if (rc < 0) {
             weft_future_release(f);
@@ -351,6 +419,36 @@ int weft_sleep_value(double delay, weft_value_t result, weft_value_t *out)
 
 /* ---- cancellation and introspection ------------------------------------------- */
 
+static void msg_cancel(weft_loop_t *l, weft__msg_t *m)
+{
+    (void)l;
+    weft__task_t *t = m->a;
+    weft_task_cancel(&t->fut, m->s);
+    weft_future_release(&t->fut);
+    free(m->s);
+    free(m);
+}
+
+/* A started task of another loop: the cancel runs there. */
+int weft__task_cancel_remote(weft__task_t *t, const char *msg)
+{
+    if (weft_future_done(&t->fut))
+        return 0;
+    weft__msg_t *m = weft__msg_new(msg_cancel);
+    if (!m)
+        return WEFT_ENOMEM;
+    m->a = weft_future_retain(&t->fut);
+    m->s = weft__strdup(msg);
+    int rc = weft__loop_post(t->fut.loop, m);
+    if (rc < 0) {
+        weft_future_release(&t->fut);
+        free(m->s);
+        free(m);
+        return rc;
+    }
+    return 1;
+}
+
 static int task_check(const weft_future_t *f)
 {
     if (!f)
@@ -368,6 +466,19 @@ int weft_task_cancel(weft_task_t *f, const char *msg)
     if ((rc = weft__future_check(f)) < 0)
         return rc;
     weft__task_t *t = weft__task_of(f);
+    unsigned int claim = ck_pr_load_uint(&t->claim);
+    if (claim == 0 && ck_pr_cas_uint(&t->claim, 0, 3)) {
+        /* queued and never started: whoever takes it ends it cancelled */
+        t->cancel_msg = weft__strdup(msg);
+        t->num_cancels = 1;
+        WEFT__TSAN_RELEASE(&t->claim);
+        ck_pr_store_uint(&t->claim, 2);
+        return 1;
+    }
+    if (claim != 1 && ck_pr_load_uint(&t->claim) != 1)
+        return weft_future_done(f) ? 0 : 1;
+    if (t->fut.loop != weft__thread()->running)
+        return weft__task_cancel_remote(t, msg);
     if (t->state == WEFT_TASK_DONE)
         return 0;
     t->num_cancels++;

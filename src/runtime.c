@@ -1,0 +1,632 @@
+/* The multi-loop runtime: N worker loops, stealable task queues, the shared
+ * injection queue, parking and waking, shutdown and counters.
+ *
+ * Queues (Concurrency Kit):
+ *  - per loop `newq`: ck_ring SPMC of never-run stealable tasks. The owner
+ *    pushes; the owner and thieves pop. For every push the owner also queues a
+ *    token in its ready FIFO; running a token starts the oldest task still in
+ *    newq, so with nothing stolen the order is exactly asyncio's call_soon order.
+ *  - per loop inbox: ck_stack of messages from other threads (loop.c).
+ *  - runtime injector: ck_ring MPMC for work from outside the runtime and for
+ *    newq overflow, plus a spinlock-protected overflow list when it is full.
+ * Parking: a loop with nothing to do tries the injector, then steals about
+ * half of a random victim's newq; failing that it parks in uv_run(UV_RUN_ONCE).
+ * New stealable work wakes at most one parked loop, and none while a loop is
+ * already searching (Go's and Tokio's rule). */
+#include "internal.h"
+
+#include <time.h>
+
+#define WEFT__INJ_SIZE 4096
+#define WEFT__STEAL_MAX 128
+
+struct weft_runtime {
+    int n;
+    weft_loop_t **loops;
+    uv_thread_t *threads;
+    int nthreads;
+    ck_ring_t inj;
+    ck_ring_buffer_t *inj_buf;
+    ck_spinlock_fas_t ovf_lock;
+    weft__task_t *ovf_head, *ovf_tail;
+    unsigned int ovf_count;
+    unsigned int nsearching;
+    unsigned int live;            /* tasks allocated and not yet done */
+    unsigned int shutting;        /* shutdown requested */
+    unsigned int state;           /* 0 new, 1 running, 2 finished */
+    unsigned int notify_rr;
+    bool background;              /* started by weft_runtime_start */
+    unsigned int joining;
+    int blocking_threads;
+    weft_executor_t *exec;
+    uv_mutex_t exec_mu;
+};
+
+void weft__rt_task_born(weft_runtime_t *rt) { ck_pr_inc_uint(&rt->live); }
+
+static void wake_all(weft_runtime_t *rt)
+{
+    for (int i = 0; i < rt->n; i++)
+        uv_async_send(&rt->loops[i]->wake);
+}
+
+void weft__rt_task_gone(weft_runtime_t *rt)
+{
+    bool zero;
+    ck_pr_dec_uint_zero(&rt->live, &zero);
+    if (zero && ck_pr_load_uint(&rt->shutting))
+        wake_all(rt);
+}
+
+bool weft__rt_shutting(const weft_runtime_t *rt) { return ck_pr_load_uint(&rt->shutting) != 0; }
+unsigned int weft__rt_live(weft_runtime_t *rt) { return ck_pr_load_uint(&rt->live); }
+
+static int default_workers(void)
+{
+    const char *e = getenv("WEFT_WORKERS");
+    if (e && *e) {
+        long v = strtol(e, NULL, 10);
+        if (v >= 1 && v <= 1024)
+            return (int)v;
+    }
+    unsigned int n = uv_available_parallelism();
+    return n < 1 ? 1 : (int)n;
+}
+
+int weft_runtime_new(const weft_runtime_opts_t *opts, weft_runtime_t **out)
+{
+    if (!out)
+        return WEFT_EINVAL;
+    *out = NULL;
+    int n = opts && opts->workers ? opts->workers : default_workers();
+    if (n < 1 || n > 1024)
+        return WEFT_EINVAL;
+    weft_runtime_t *rt = calloc(1, sizeof *rt);
+    if (!rt)
+        return WEFT_ENOMEM;
+    rt->n = n;
+    rt->blocking_threads = opts && opts->blocking_threads > 0 ? opts->blocking_threads : 64;
+    rt->loops = calloc((size_t)n, sizeof *rt->loops);
+    rt->threads = calloc((size_t)n, sizeof *rt->threads);
+    rt->inj_buf = calloc(WEFT__INJ_SIZE, sizeof *rt->inj_buf);
+    if (!rt->loops || !rt->threads || !rt->inj_buf)
+        goto nomem;
+    ck_ring_init(&rt->inj, WEFT__INJ_SIZE);
+    ck_spinlock_fas_init(&rt->ovf_lock);
+    uv_mutex_init(&rt->exec_mu);
+    for (int i = 0; i < n; i++) {
+        int rc = weft_loop_new(&rt->loops[i]);
+        if (rc < 0) {
+            rt->n = i;
+            weft_runtime_free(rt);
+            return rc;
+        }
+        weft_loop_t *l = rt->loops[i];
+        l->rt = rt;
+        l->widx = i;
+        l->rng = 0x9e3779b9u * (uint32_t)(i + 1);
+        l->newq_buf = calloc(WEFT__NEWQ_SIZE, sizeof *l->newq_buf);
+        if (!l->newq_buf) {
+            rt->n = i + 1;
+            weft_runtime_free(rt);
+            return WEFT_ENOMEM;
+        }
+        ck_ring_init(&l->newq, WEFT__NEWQ_SIZE);
+    }
+    *out = rt;
+    return 0;
+nomem:
+    free(rt->loops);
+    free(rt->threads);
+    free(rt->inj_buf);
+    free(rt);
+    return WEFT_ENOMEM;
+}
+
+int weft_runtime_workers(const weft_runtime_t *rt) { return rt ? rt->n : WEFT_EINVAL; }
+
+weft_loop_t *weft_runtime_loop(const weft_runtime_t *rt, int i)
+{
+    return rt && i >= 0 && i < rt->n ? rt->loops[i] : NULL;
+}
+
+weft_runtime_t *weft_loop_runtime(const weft_loop_t *loop) { return loop ? loop->rt : NULL; }
+
+/* ---- injection queue --------------------------------------------------------- */
+
+static void inject(weft_runtime_t *rt, weft__task_t *t)
+{
+    WEFT__TSAN_RELEASE(t);
+    if (!ck_ring_enqueue_mpmc(&rt->inj, rt->inj_buf, t)) {
+        ck_spinlock_fas_lock(&rt->ovf_lock);
+        t->step.next = NULL;
+        if (rt->ovf_tail)
+            rt->ovf_tail->step.next = &t->step;
+        else
+            rt->ovf_head = t;
+        rt->ovf_tail = t;
+        ck_pr_inc_uint(&rt->ovf_count);
+        WEFT__TSAN_RELEASE(&rt->ovf_lock);
+        ck_spinlock_fas_unlock(&rt->ovf_lock);
+    }
+}
+
+static weft__task_t *inj_pop(weft_runtime_t *rt)
+{
+    void *p;
+    if (ck_ring_dequeue_mpmc(&rt->inj, rt->inj_buf, &p)) {
+        WEFT__TSAN_ACQUIRE(p);
+        return p;
+    }
+    if (!ck_pr_load_uint(&rt->ovf_count))
+        return NULL;
+    ck_spinlock_fas_lock(&rt->ovf_lock);
+    WEFT__TSAN_ACQUIRE(&rt->ovf_lock);
+    weft__task_t *t = rt->ovf_head;
+    if (t) {
+        rt->ovf_head = t->step.next ? WEFT__CONTAINER(t->step.next, weft__task_t, step) : NULL;
+        if (!rt->ovf_head)
+            rt->ovf_tail = NULL;
+        t->step.next = NULL;
+        ck_pr_dec_uint(&rt->ovf_count);
+    }
+    ck_spinlock_fas_unlock(&rt->ovf_lock);
+    return t;
+}
+
+static bool inj_empty(weft_runtime_t *rt)
+{
+    return ck_ring_size(&rt->inj) == 0 && ck_pr_load_uint(&rt->ovf_count) == 0;
+}
+
+/* ---- queueing stealable work on a loop ------------------------------------------- */
+
+static void token_dispatch(weft__handle_t *h)
+{
+    weft_loop_t *l = h->loop;
+    weft__task_t *t = h->u.ptr;
+    h->gen++;
+    h->flags = WEFT__H_POOLED;
+    h->next = l->hfree;
+    l->hfree = h;
+    if (!t) {
+        void *p;
+        if (!ck_ring_dequeue_spmc(&l->newq, l->newq_buf, &p))
+            return;   /* a thief took it: it runs elsewhere */
+        WEFT__TSAN_ACQUIRE(p);
+        t = p;
+    }
+    weft__task_start_claimed(l, t);
+}
+
+/* Queue a never-run task on @l (this thread's loop): stealable if its newq has
+ * room, else pinned here by a direct token. */
+static int queue_local(weft_loop_t *l, weft__task_t *t, bool stealable)
+{
+    weft__handle_t *h = weft__handle_new(l);
+    if (!h)
+        return WEFT_ENOMEM;
+    h->fn = token_dispatch;
+    h->u.ptr = NULL;
+    if (stealable) {
+        WEFT__TSAN_RELEASE(t);
+        if (!ck_ring_enqueue_spmc(&l->newq, l->newq_buf, t))
+            h->u.ptr = t;
+    } else {
+        h->u.ptr = t;
+    }
+    weft__ready_push(l, h);
+    return 0;
+}
+
+void weft__rt_notify(weft_runtime_t *rt)
+{
+    ck_pr_fence_memory();   /* work published, then look for sleepers */
+    if (ck_pr_load_uint(&rt->nsearching))
+        return;   /* a searching loop will find it (and wake another if needed) */
+    unsigned int start = ck_pr_faa_uint(&rt->notify_rr, 1);
+    for (int k = 0; k < rt->n; k++) {
+        weft_loop_t *l = rt->loops[(start + (unsigned)k) % (unsigned)rt->n];
+        if (ck_pr_load_uint(&l->parked) == 1 && ck_pr_cas_uint(&l->parked, 1, 2)) {
+            ck_pr_inc_64(&l->stats.wakeups);
+            uv_async_send(&l->wake);
+            return;
+        }
+    }
+}
+
+int weft_spawn(weft_task_t **out, weft_coro_fn fn, void *arg, const weft_task_opts_t *opts)
+{
+    weft_loop_t *l = weft__thread()->running;
+    if (out)
+        *out = NULL;
+    if (!l)
+        return WEFT_ENOLOOP;
+    if (!l->rt || l->rt->n == 1 || (opts && opts->eager_start))
+        return weft_loop_create_task(l, out, fn, arg, opts);
+    weft__task_t *t;
+    int rc = weft__task_alloc(l, fn, arg, opts, &t);
+    if (rc < 0)
+        return rc;
+    if (out)
+        *out = weft_future_retain(&t->fut);
+    if (ck_ring_size(&l->newq) >= WEFT__NEWQ_SIZE - 1) {
+        l->stats.overflows++;
+        inject(l->rt, t);
+    } else if ((rc = queue_local(l, t, true)) < 0) {
+        inject(l->rt, t);
+    } else {
+        l->stats.spawned++;
+    }
+    weft__rt_notify(l->rt);
+    return 0;
+}
+
+static void msg_start(weft_loop_t *l, weft__msg_t *m)
+{
+    weft__task_t *t = m->a;
+    free(m);
+    weft__task_start_claimed(l, t);
+}
+
+/* Hand a never-run task to @loop from any thread. */
+static int post_start(weft_loop_t *loop, weft__task_t *t)
+{
+    if (weft__thread()->running == loop)
+        return queue_local(loop, t, false);
+    weft__msg_t *m = weft__msg_new(msg_start);
+    if (!m)
+        return WEFT_ENOMEM;
+    m->a = t;
+    int rc = weft__loop_post(loop, m);
+    if (rc < 0)
+        free(m);
+    return rc;
+}
+
+int weft_spawn_on(weft_loop_t *loop, weft_task_t **out, weft_coro_fn fn, void *arg, const weft_task_opts_t *opts)
+{
+    if (out)
+        *out = NULL;
+    if (!loop)
+        return WEFT_EINVAL;
+    if (weft_loop_is_closed(loop) || (loop->rt && weft__rt_shutting(loop->rt)))
+        return WEFT_ECLOSED;
+    weft__task_t *t;
+    int rc = weft__task_alloc(loop, fn, arg, opts, &t);
+    if (rc < 0)
+        return rc;
+    weft_future_retain(&t->fut);   /* kept until we know the hand-off worked */
+    if ((rc = post_start(loop, t)) < 0) {
+        if (loop->rt)
+            weft__rt_task_gone(loop->rt);
+        weft_future_release(&t->fut);
+        weft_future_release(&t->fut);
+        return rc;
+    }
+    if (out)
+        *out = &t->fut;
+    else
+        weft_future_release(&t->fut);
+    return 0;
+}
+
+/* ---- finding work ----------------------------------------------------------------- */
+
+static uint32_t xorshift(uint32_t *s)
+{
+    uint32_t x = *s;
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    return *s = x ? x : 1;
+}
+
+static int take_injected(weft_loop_t *l, unsigned int max)
+{
+    weft_runtime_t *rt = l->rt;
+    if (inj_empty(rt))
+        return 0;
+    unsigned int n = (ck_ring_size(&rt->inj) + ck_pr_load_uint(&rt->ovf_count)) / (unsigned)rt->n + 1;
+    if (n > max)
+        n = max;
+    int got = 0;
+    weft__task_t *t;
+    while ((unsigned)got < n && (t = inj_pop(rt))) {
+        if (queue_local(l, t, true) < 0) {
+            inject(rt, t);
+            break;
+        }
+        got++;
+    }
+    l->stats.injected += (uint64_t)got;
+    return got;
+}
+
+static int steal(weft_loop_t *l)
+{
+    weft_runtime_t *rt = l->rt;
+    unsigned int start = xorshift(&l->rng) % (unsigned)rt->n;
+    for (int k = 0; k < rt->n; k++) {
+        weft_loop_t *v = rt->loops[(start + (unsigned)k) % (unsigned)rt->n];
+        if (v == l)
+            continue;
+        l->stats.steal_attempts++;
+        unsigned int sz = ck_ring_size(&v->newq);
+        if (!sz)
+            continue;
+        unsigned int want = (sz + 1) / 2;
+        if (want > WEFT__STEAL_MAX)
+            want = WEFT__STEAL_MAX;
+        unsigned int got = 0;
+        void *p;
+        while (got < want && ck_ring_trydequeue_spmc(&v->newq, v->newq_buf, &p)) {
+            WEFT__TSAN_ACQUIRE(p);
+            if (queue_local(l, p, true) < 0) {
+                inject(rt, p);
+                break;
+            }
+            got++;
+        }
+        if (got) {
+            l->stats.steals++;
+            l->stats.stolen += got;
+            return (int)got;
+        }
+    }
+    return 0;
+}
+
+bool weft__rt_find_work(weft_loop_t *l)
+{
+    weft_runtime_t *rt = l->rt;
+    if (take_injected(l, WEFT__STEAL_MAX))
+        return true;
+    if (rt->n < 2)
+        return false;
+    unsigned int s = ck_pr_load_uint(&rt->nsearching);
+    if (2 * s >= (unsigned)rt->n)
+        return false;   /* enough loops are searching already */
+    ck_pr_inc_uint(&rt->nsearching);
+    int got = steal(l);
+    bool last;
+    ck_pr_dec_uint_zero(&rt->nsearching, &last);
+    if (got > 1 && last)
+        weft__rt_notify(rt);   /* the last searcher found a batch: let another look too */
+    return got > 0;
+}
+
+void weft__rt_poll_injector(weft_loop_t *l) { take_injected(l, 1); }
+
+void weft__rt_before_park(weft_loop_t *l)
+{
+    uint64_t now = uv_hrtime();
+    if (l->park_t0)
+        l->stats.busy_ns += now - l->park_t0;
+    l->park_t0 = now;
+    l->stats.parks++;
+}
+
+void weft__rt_after_park(weft_loop_t *l)
+{
+    uint64_t now = uv_hrtime();
+    l->stats.parked_ns += now - l->park_t0;
+    l->park_t0 = now;
+}
+
+/* ---- running and shutting down ------------------------------------------------------- */
+
+int weft__loop_run_worker(weft_loop_t *l);
+
+static void worker_thread(void *arg)
+{
+    weft_loop_t *l = arg;
+    weft__loop_run_worker(l);
+}
+
+static void request_shutdown(weft_runtime_t *rt)
+{
+    if (ck_pr_fas_uint(&rt->shutting, 1) == 0)
+        wake_all(rt);
+}
+
+static void on_main_done(weft_future_t *f, void *arg)
+{
+    (void)f;
+    request_shutdown(arg);
+}
+
+static int start_threads(weft_runtime_t *rt, int first)
+{
+    for (int i = first; i < rt->n; i++) {
+        uv_thread_options_t o = { .flags = UV_THREAD_HAS_STACK_SIZE, .stack_size = 1 << 20 };
+        int rc = uv_thread_create_ex(&rt->threads[i], &o, worker_thread, rt->loops[i]);
+        if (rc < 0) {
+            request_shutdown(rt);
+            for (int j = first; j < i; j++)
+                uv_thread_join(&rt->threads[j]);
+            rt->nthreads = 0;
+            return rc;
+        }
+        rt->nthreads = i + 1;
+    }
+    return 0;
+}
+
+static void join_threads(weft_runtime_t *rt, int first)
+{
+    for (int i = first; i < rt->nthreads; i++)
+        uv_thread_join(&rt->threads[i]);
+    rt->nthreads = 0;
+}
+
+int weft_runtime_run(weft_runtime_t *rt, weft_coro_fn main, void *arg, const weft_task_opts_t *opts,
+                     weft_value_t *out)
+{
+    if (!rt || !main)
+        return WEFT_EINVAL;
+    if (weft__thread()->running)
+        return WEFT_ENESTED;
+    if (!ck_pr_cas_uint(&rt->state, 0, 1))
+        return WEFT_ECLOSED;
+    weft_loop_t *l0 = rt->loops[0];
+    weft_task_opts_t to = opts ? *opts : (weft_task_opts_t){ 0 };
+    if (!to.name)
+        to.name = "main";
+    to.eager_start = false;
+    weft_task_t *t;
+    int rc = weft_loop_create_task(l0, &t, main, arg, &to);
+    if (rc < 0) {
+        ck_pr_store_uint(&rt->state, 2);
+        return rc;
+    }
+    weft_future_add_done_callback(t, on_main_done, rt);
+    if ((rc = start_threads(rt, 1)) < 0) {
+        weft_task_cancel(t, NULL);
+        weft__loop_run_worker(l0);
+        weft_future_release(t);
+        ck_pr_store_uint(&rt->state, 2);
+        return rc;
+    }
+    weft__loop_run_worker(l0);
+    join_threads(rt, 1);
+    ck_pr_store_uint(&rt->state, 2);
+    weft_value_t v = { .p = NULL };
+    rc = weft_future_done(t) ? weft_future_take_result(t, &v) : WEFT_ECANCELED;
+    if (out)
+        *out = v;
+    else if (v.dtor)
+        v.dtor(v.p);
+    weft_future_release(t);
+    return rc;
+}
+
+int weft_runtime_start(weft_runtime_t *rt)
+{
+    if (!rt)
+        return WEFT_EINVAL;
+    if (!ck_pr_cas_uint(&rt->state, 0, 1))
+        return ck_pr_load_uint(&rt->state) == 1 ? WEFT_EBUSY : WEFT_ECLOSED;
+    rt->background = true;
+    int rc = start_threads(rt, 0);
+    if (rc < 0)
+        ck_pr_store_uint(&rt->state, 2);
+    return rc;
+}
+
+int weft_runtime_shutdown(weft_runtime_t *rt)
+{
+    if (!rt)
+        return WEFT_EINVAL;
+    request_shutdown(rt);
+    weft_loop_t *mine = weft__thread()->running;
+    if (mine && mine->rt == rt)
+        return 0;   /* a worker asks: the run loop completes it */
+    if (ck_pr_load_uint(&rt->state) == 1 && rt->background && ck_pr_fas_uint(&rt->joining, 1) == 0)
+        join_threads(rt, 0);   /* started with weft_runtime_start: we join */
+    else if (ck_pr_load_uint(&rt->state) == 1 && !rt->background)
+        return 0;              /* weft_runtime_run joins on its own thread */
+    ck_pr_cas_uint(&rt->state, 1, 2);
+    ck_pr_cas_uint(&rt->state, 0, 2);
+    return 0;
+}
+
+void weft_runtime_shutdown_from_signal(weft_runtime_t *rt)
+{
+    if (!rt)
+        return;
+    ck_pr_store_uint(&rt->shutting, 1);
+    for (int i = 0; i < rt->n; i++)
+        uv_async_send(&rt->loops[i]->wake);   /* async-signal-safe */
+}
+
+void weft__executor_shutdown_default(weft_runtime_t *rt);
+
+int weft_runtime_free(weft_runtime_t *rt)
+{
+    if (!rt)
+        return WEFT_EINVAL;
+    if (ck_pr_load_uint(&rt->state) == 1)
+        return WEFT_EBUSY;
+    if (rt->exec)
+        weft_executor_free(rt->exec);
+    for (int i = 0; i < rt->n; i++) {
+        weft_loop_t *l = rt->loops[i];
+        if (!l)
+            continue;
+        /* never-run tasks still queued (a runtime that never ran) */
+        void *p;
+        while (ck_ring_dequeue_spmc(&l->newq, l->newq_buf, &p))
+            weft_future_release(p);
+        free(l->newq_buf);
+        l->newq_buf = NULL;
+        l->rt = NULL;
+        weft_loop_free(l);
+    }
+    weft__task_t *t;
+    while ((t = inj_pop(rt)))
+        weft_future_release(&t->fut);
+    uv_mutex_destroy(&rt->exec_mu);
+    free(rt->loops);
+    free(rt->threads);
+    free(rt->inj_buf);
+    free(rt);
+    return 0;
+}
+
+/* The default blocking pool of the runtime, made on first use. */
+weft_executor_t *weft__rt_executor(weft_runtime_t *rt)
+{
+    uv_mutex_lock(&rt->exec_mu);
+    if (!rt->exec)
+        weft_executor_new(rt->blocking_threads, &rt->exec);
+    weft_executor_t *ex = rt->exec;
+    uv_mutex_unlock(&rt->exec_mu);
+    return ex;
+}
+
+/* ---- run_coroutine_threadsafe's entry -------------------------------------------- */
+
+int weft__rt_submit(weft_runtime_t *rt, weft_loop_t *loop, weft__task_t *t)
+{
+    if (loop)
+        return post_start(loop, t);
+    if (weft__rt_shutting(rt))
+        return WEFT_ECLOSED;
+    inject(rt, t);
+    weft__rt_notify(rt);
+    return 0;
+}
+
+/* ---- counters ----------------------------------------------------------------------- */
+
+int weft_runtime_stats(const weft_runtime_t *rt, int i, weft_loop_stats_t *out)
+{
+    if (!rt || !out || i < 0 || i >= rt->n)
+        return WEFT_EINVAL;
+    const weft_loop_stats_t *s = &rt->loops[i]->stats;
+    const uint64_t *src = (const uint64_t *)(const void *)s;
+    uint64_t *dst = (uint64_t *)(void *)out;
+    for (size_t k = 0; k < sizeof *s / sizeof(uint64_t); k++)
+        dst[k] = ck_pr_load_64(&src[k]);
+    return 0;
+}
+
+void weft_runtime_print_stats(const weft_runtime_t *rt, FILE *fp)
+{
+    if (!rt || !fp)
+        return;
+    fprintf(fp, "%-6s %12s %10s %10s %10s %8s %10s %9s %9s %8s %8s %10s %10s %10s\n", "loop", "steps", "started",
+            "spawned", "steal_try", "steals", "stolen", "injected", "overflow", "parks", "wakeups", "inbox",
+            "busy_ms", "parked_ms");
+    for (int i = 0; i < rt->n; i++) {
+        weft_loop_stats_t s;
+        weft_runtime_stats(rt, i, &s);
+        fprintf(fp, "%-6d %12llu %10llu %10llu %10llu %8llu %10llu %9llu %9llu %8llu %8llu %10llu %10.1f %10.1f\n", i,
+                (unsigned long long)s.tasks_run, (unsigned long long)s.tasks_started,
+                (unsigned long long)s.spawned, (unsigned long long)s.steal_attempts, (unsigned long long)s.steals,
+                (unsigned long long)s.stolen, (unsigned long long)s.injected, (unsigned long long)s.overflows,
+                (unsigned long long)s.parks, (unsigned long long)s.wakeups, (unsigned long long)s.inbox_msgs,
+                (double)s.busy_ns / 1e6, (double)s.parked_ns / 1e6);
+    }
+}
