@@ -275,6 +275,39 @@ typedef struct weft__thread {
  * a suspension point (see docs/ARCHITECTURE.md, "thread-locals"). */
 weft__thread_t *weft__thread(void);
 
+/* The inbox is ck_stack's upmc push + batch pop. ThreadSanitizer cannot see
+ * ck's inline-assembly atomics, so TSan builds use the same two operations on
+ * the compiler's atomic builtins, which it understands. */
+static inline void weft__inbox_push(ck_stack_t *s, ck_stack_entry_t *e)
+{
+#if defined(WEFT_TSAN)
+    ck_stack_entry_t *h = __atomic_load_n(&s->head, __ATOMIC_RELAXED);
+    do {
+        e->next = h;
+    } while (!__atomic_compare_exchange_n(&s->head, &h, e, true, __ATOMIC_RELEASE, __ATOMIC_RELAXED));
+#else
+    ck_stack_push_upmc(s, e);
+#endif
+}
+
+static inline ck_stack_entry_t *weft__inbox_pop_all(ck_stack_t *s)
+{
+#if defined(WEFT_TSAN)
+    return __atomic_exchange_n(&s->head, NULL, __ATOMIC_ACQUIRE);
+#else
+    return ck_stack_batch_pop_upmc(s);
+#endif
+}
+
+static inline bool weft__inbox_empty(ck_stack_t *s)
+{
+#if defined(WEFT_TSAN)
+    return __atomic_load_n(&s->head, __ATOMIC_RELAXED) == NULL;
+#else
+    return ck_pr_load_ptr(&s->head) == NULL;
+#endif
+}
+
 /* A message from another thread, run by the loop when it drains its inbox. */
 typedef struct weft__msg weft__msg_t;
 struct weft__msg {

@@ -259,7 +259,7 @@ int weft__loop_post(weft_loop_t *l, weft__msg_t *m)
         return WEFT_ECLOSED;
     }
     WEFT__TSAN_RELEASE(m);
-    ck_stack_push_upmc(&l->inbox, &m->entry);
+    weft__inbox_push(&l->inbox, &m->entry);
     ck_pr_fence_memory();   /* publish, then look at `parked` (pairs with the parking loop) */
     if (ck_pr_load_uint(&l->parked) || !(ck_pr_load_uint(&l->flags) & WEFT__L_RUNNING))
         uv_async_send(&l->wake);
@@ -301,9 +301,10 @@ int weft_call_soon_threadsafe(weft_loop_t *loop, weft_callback_t cb, void *arg)
 
 static void drain_inbox(weft_loop_t *l)
 {
-    ck_stack_entry_t *e = ck_stack_batch_pop_upmc(&l->inbox);
+    ck_stack_entry_t *e = weft__inbox_pop_all(&l->inbox);
     ck_stack_entry_t *rev = NULL;
     while (e) {   /* the stack is LIFO: reverse to keep submission order */
+        WEFT__TSAN_ACQUIRE(e);
         ck_stack_entry_t *n = e->next;
         e->next = rev;
         rev = e;
@@ -312,7 +313,6 @@ static void drain_inbox(weft_loop_t *l)
     while (rev) {
         weft__msg_t *m = (weft__msg_t *)(void *)rev;
         rev = rev->next;
-        WEFT__TSAN_ACQUIRE(m);
         l->stats.inbox_msgs++;
         m->run(l, m);
     }
@@ -339,7 +339,7 @@ static void arm_uv_timer(weft_loop_t *l)
 
 static bool has_work(weft_loop_t *l)
 {
-    return l->ready.count || !CK_STACK_ISEMPTY(&l->inbox) || (ck_pr_load_uint(&l->flags) & WEFT__L_STOPPING);
+    return l->ready.count || !weft__inbox_empty(&l->inbox) || (ck_pr_load_uint(&l->flags) & WEFT__L_STOPPING);
 }
 
 static void run_once(weft_loop_t *l)
@@ -368,7 +368,7 @@ static void run_once(weft_loop_t *l)
         uv_run(&l->uv, UV_RUN_NOWAIT);
         l->since_poll = 0;
     }
-    if (!CK_STACK_ISEMPTY(&l->inbox))
+    if (!weft__inbox_empty(&l->inbox))
         drain_inbox(l);
     if (l->timers.n) {
         uint64_t now = weft__now_ns();
@@ -456,7 +456,7 @@ int weft__loop_run_worker(weft_loop_t *l)
                 for (weft__task_t *t = l->tasks; t; t = t->nextt)
                     weft_task_cancel(&t->fut, NULL);
             }
-            if (weft__rt_live(l->rt) == 0 && !l->ready.count && CK_STACK_ISEMPTY(&l->inbox))
+            if (weft__rt_live(l->rt) == 0 && !l->ready.count && weft__inbox_empty(&l->inbox))
                 break;
         }
     }
@@ -638,7 +638,7 @@ int weft_loop_close(weft_loop_t *loop)
     while (loop->tasks)
         weft__task_abandon(loop->tasks);
     weft__heap_free(&loop->timers);
-    ck_stack_entry_t *e = ck_stack_batch_pop_upmc(&loop->inbox);
+    ck_stack_entry_t *e = weft__inbox_pop_all(&loop->inbox);
     while (e) {
         ck_stack_entry_t *n = e->next;
         WEFT__TSAN_ACQUIRE(e);

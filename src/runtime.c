@@ -139,6 +139,7 @@ static void inject(weft_runtime_t *rt, weft__task_t *t)
     WEFT__TSAN_RELEASE(t);
     if (!ck_ring_enqueue_mpmc(&rt->inj, rt->inj_buf, t)) {
         ck_spinlock_fas_lock(&rt->ovf_lock);
+        WEFT__TSAN_ACQUIRE(&rt->ovf_lock);
         t->step.next = NULL;
         if (rt->ovf_tail)
             rt->ovf_tail->step.next = &t->step;
@@ -170,6 +171,7 @@ static weft__task_t *inj_pop(weft_runtime_t *rt)
         t->step.next = NULL;
         ck_pr_dec_uint(&rt->ovf_count);
     }
+    WEFT__TSAN_RELEASE(&rt->ovf_lock);
     ck_spinlock_fas_unlock(&rt->ovf_lock);
     return t;
 }
