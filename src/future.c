@@ -179,7 +179,9 @@ static void msg_done_cb(weft_loop_t *l, weft__msg_t *m)
 {
     weft_future_t *f = m->a;
     weft_done_cb fn = (weft_done_cb)(void (*)(void))m->cb;
-    if (schedule_done_cb(l, f, fn, m->b) < 0)
+    if (ck_pr_load_uint(&l->flags) & WEFT__L_CLOSED)
+        ;   /* the loop closed: the callback can no longer run */
+    else if (schedule_done_cb(l, f, fn, m->b) < 0)
         weft__report(l, "Cannot schedule a done callback (out of memory)", WEFT_ENOMEM, NULL, f);
     weft_future_release(f);
     free(m);

@@ -270,6 +270,10 @@ int weft__loop_post(weft_loop_t *l, weft__msg_t *m)
 
 static void msg_callback(weft_loop_t *l, weft__msg_t *m)
 {
+    if (ck_pr_load_uint(&l->flags) & WEFT__L_CLOSED) {
+        free(m);
+        return;
+    }
     weft__handle_t *h = weft__handle_new(l);
     if (!h) {   /* out of memory: run it now rather than lose it */
         int rc = m->cb(m->a);
@@ -620,6 +624,8 @@ int weft_loop_close(weft_loop_t *loop)
     while (ck_pr_load_uint(&loop->senders))
         ck_pr_stall();
     WEFT__TSAN_ACQUIRE(&loop->senders);
+    /* messages still in the inbox release what they hold (they see CLOSED) */
+    drain_inbox(loop);
     /* callbacks that will never run (task steps among them) */
     while (loop->ready.count) {
         weft__handle_t *h = ready_pop(loop);
@@ -638,13 +644,6 @@ int weft_loop_close(weft_loop_t *loop)
     while (loop->tasks)
         weft__task_abandon(loop->tasks);
     weft__heap_free(&loop->timers);
-    ck_stack_entry_t *e = weft__inbox_pop_all(&loop->inbox);
-    while (e) {
-        ck_stack_entry_t *n = e->next;
-        WEFT__TSAN_ACQUIRE(e);
-        free(e);
-        e = n;
-    }
     uv_walk(&loop->uv, close_walk, NULL);
     while (uv_run(&loop->uv, UV_RUN_DEFAULT))
         ;

@@ -268,6 +268,12 @@ static void msg_start(weft_loop_t *l, weft__msg_t *m)
 {
     weft__task_t *t = m->a;
     free(m);
+    if (ck_pr_load_uint(&l->flags) & WEFT__L_CLOSED) {   /* never ran: drop the loop's reference */
+        if (l->rt)
+            weft__rt_task_gone(l->rt);
+        weft_future_release(&t->fut);
+        return;
+    }
     weft__task_start_claimed(l, t);
 }
 
