@@ -10,6 +10,7 @@
 typedef struct cf_waiter {
     struct cf_waiter *next;
     weft__task_t *task;       /* a task awaiting, or NULL */
+    uint32_t seq;
     void (*fn)(weft_cfuture_t *, void *);
     void *arg;
 } cf_waiter_t;
@@ -64,7 +65,7 @@ void weft__cfuture_task_done(weft__task_t *t)
     while (w) {
         cf_waiter_t *n = w->next;
         if (w->task) {
-            weft__task_wake_any(w->task, 0);
+            weft__task_wake_any(w->task, 0, w->seq);
             weft_future_release(&w->task->fut);
         } else {
             w->fn(cf, w->arg);
@@ -240,6 +241,7 @@ int weft_cfuture_await(weft_cfuture_t *cf, weft_value_t *out)
     uv_mutex_lock(&cf->mu);
     if (!cf->done) {
         w->task = t;
+        w->seq = weft__task_begin_wait(t);
         weft_future_retain(&t->fut);
         w->next = cf->waiters;
         cf->waiters = w;

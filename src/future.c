@@ -52,7 +52,7 @@ int weft__future_check(const weft_future_t *f)
 {
     if (!f)
         return WEFT_EINVAL;
-    if (ck_pr_load_uint(&f->loop->flags) & WEFT__L_CLOSED)
+    if (ck_pr_load_uint(&weft__future_loop(f)->flags) & WEFT__L_CLOSED)
         return WEFT_ECLOSED;
     return 0;
 }
@@ -191,15 +191,16 @@ static void msg_wake(weft_loop_t *l, weft__msg_t *m)
 {
     (void)l;
     weft__task_t *t = m->a;
-    weft__task_wake(t, m->i);
+    if (t->wait_seq == (uint32_t)(uintptr_t)m->b)   /* still the wait it was meant for */
+        weft__task_wake(t, m->i);
     weft_future_release(&t->fut);
     free(m);
 }
 
 /* Wake @t from any thread: directly on its own loop's thread, else by message. */
-void weft__task_wake_any(weft__task_t *t, int status)
+void weft__task_wake_any(weft__task_t *t, int status, uint32_t seq)
 {
-    weft_loop_t *tl = t->fut.loop;
+    weft_loop_t *tl = weft__future_loop(&t->fut);
     if (weft__thread()->running == tl) {
         weft__task_wake(t, status);
         return;
@@ -210,6 +211,7 @@ void weft__task_wake_any(weft__task_t *t, int status)
         return;
     }
     m->a = weft_future_retain(&t->fut);
+    m->b = (void *)(uintptr_t)seq;
     m->i = status;
     if (weft__loop_post(tl, m) < 0) {
         weft_future_release(&t->fut);
@@ -238,7 +240,7 @@ bool weft__future_complete(weft_future_t *f, int state, int code, char *msg, wef
     for (uint32_t i = 0; i < n; i++) {
         weft__cbent_t *e = &f->cbs[i];
         if (e->waiter)
-            weft__task_wake_any(e->waiter, 0);
+            weft__task_wake_any(e->waiter, 0, e->seq);
         else if (schedule_done_cb(e->loop, f, e->fn, e->arg) < 0)
             weft__report(e->loop, "Cannot schedule a done callback (out of memory)", WEFT_ENOMEM, NULL, f);
     }
@@ -265,13 +267,14 @@ static int cb_append(weft_future_t *f, weft_done_cb fn, void *arg, struct weft__
         f->cb_inline = 0;
     }
     weft_loop_t *l = weft__thread()->running;
-    f->cbs[f->ncb++] = (weft__cbent_t){ fn, arg, waiter, l ? l : f->loop };
+    f->cbs[f->ncb++] = (weft__cbent_t){ fn, arg, waiter, l ? l : f->loop, waiter ? waiter->wait_seq : 0 };
     return 0;
 }
 
 /* 0: registered; 1: already done (not registered); <0 error. Any thread. */
-int weft__future_add_waiter(weft_future_t *f, struct weft__task *t)
+int weft__future_add_waiter(weft_future_t *f, struct weft__task *t, uint32_t seq)
 {
+    (void)seq;   /* == t->wait_seq, recorded by cb_append */
     flock(f);
     int rc = f->state != WEFT__F_PENDING ? 1 : cb_append(f, NULL, NULL, t);
     funlock(f);

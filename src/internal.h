@@ -175,6 +175,7 @@ typedef struct weft__cbent {
     void *arg;
     struct weft__task *waiter;
     weft_loop_t *loop;      /* where a done callback runs */
+    uint32_t seq;           /* the waiter's wait number (stale wake-ups are dropped) */
 } weft__cbent_t;
 
 /* A future's state changes under its spinlock, so any thread may complete a
@@ -201,8 +202,10 @@ void weft__done_dispatch(weft__handle_t *h);
 void weft__future_init(weft_future_t *f, weft_loop_t *loop, bool is_task);
 /* Complete and schedule callbacks. msg is taken over (may be NULL). */
 bool weft__future_complete(weft_future_t *f, int state, int code, char *msg, weft_value_t v);
-void weft__task_wake_any(struct weft__task *t, int status);
-int weft__future_add_waiter(weft_future_t *f, struct weft__task *t);
+/* Wake @t from any thread; @seq is the wait number taken when the waiter
+ * registered (weft__task_begin_wait), so a late message cannot end a later wait. */
+void weft__task_wake_any(struct weft__task *t, int status, uint32_t seq);
+int weft__future_add_waiter(weft_future_t *f, struct weft__task *t, uint32_t seq);
 void weft__future_remove_waiter(weft_future_t *f, struct weft__task *t);
 int weft__future_check(const weft_future_t *f);
 char *weft__strdup(const char *s);
@@ -230,8 +233,10 @@ typedef struct weft__task {
     uint8_t wait_kind;
     uint8_t named;
     uint8_t stealable;
+    ck_stack_entry_t inj_entry;     /* link in the runtime's injection queue */
     unsigned int claim;             /* atomic: 0 queued, 1 started, 2 cancelled before start */
     struct weft_cfuture *cf;        /* run_coroutine_threadsafe's future, or NULL */
+    uint32_t wait_seq;              /* bumped for every wait a remote wake-up may target */
     int num_cancels;
     char *cancel_msg;
     weft__cancel_wait_fn cancel_wait;
@@ -246,11 +251,15 @@ typedef struct weft__task {
 } weft__task_t;
 
 static inline weft__task_t *weft__task_of(const weft_future_t *f) { return (weft__task_t *)(void *)(uintptr_t)f; }
+/* A never-run task's loop changes when another loop starts it: read it atomically. */
+static inline weft_loop_t *weft__future_loop(const weft_future_t *f) { return ck_pr_load_ptr(&f->loop); }
 
 /* Suspend the current task until weft__task_wake. cancel may be NULL (wait not
  * cancellable early). Returns the wake status, or WEFT_ECANCELED when a cancel
  * request (must_cancel) is pending at resumption. */
 int weft__task_suspend(weft__task_t *t, int kind, weft__cancel_wait_fn cancel, void *obj);
+/* Start a new wait: returns its number, to give to whoever may wake it from another thread. */
+static inline uint32_t weft__task_begin_wait(weft__task_t *t) { return ++t->wait_seq; }
 /* Make a suspended task runnable (its loop's thread). */
 void weft__task_wake(weft__task_t *t, int status);
 /* Set the current task's error message (takes msg). */
@@ -357,6 +366,7 @@ struct weft_loop {
     uint32_t rng;
     ck_ring_t newq;                 /* never-run stealable tasks: owner pushes, anyone pops */
     ck_ring_buffer_t *newq_buf;
+    struct weft__task *backlog, *backlog_tail;   /* never-run tasks beyond newq (owner only) */
     weft_loop_stats_t stats;
     uint64_t park_t0;
 };

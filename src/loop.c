@@ -261,7 +261,9 @@ int weft__loop_post(weft_loop_t *l, weft__msg_t *m)
     WEFT__TSAN_RELEASE(m);
     weft__inbox_push(&l->inbox, &m->entry);
     ck_pr_fence_memory();   /* publish, then look at `parked` (pairs with the parking loop) */
-    if (ck_pr_load_uint(&l->parked) || !(ck_pr_load_uint(&l->flags) & WEFT__L_RUNNING))
+    /* runtime loops announce parking; a standalone loop is always woken
+     * (uv_async_send coalesces: one eventfd write per wake-up at most) */
+    if (!l->rt || ck_pr_load_uint(&l->parked) || !(ck_pr_load_uint(&l->flags) & WEFT__L_RUNNING))
         uv_async_send(&l->wake);
     WEFT__TSAN_RELEASE(&l->senders);
     ck_pr_dec_uint(&l->senders);
@@ -337,13 +339,19 @@ static void arm_uv_timer(weft_loop_t *l)
     uv_update_time(&l->uv);
     uint64_t now = weft__now_ns();
     uint64_t ms = top->when <= now ? 0 : (top->when - now + 999999) / 1000000;
-    uv_timer_start(&l->uvtimer, on_uv_timer, ms, 0);
+    /* repeat every 1 ms: if libuv finds the timer due in its timers phase, just
+     * before polling, a one-shot timer would be spent and the poll would block
+     * with no timeout at all */
+    uv_timer_start(&l->uvtimer, on_uv_timer, ms, 1);
     l->armed_ms = ms;
 }
 
 static bool has_work(weft_loop_t *l)
 {
-    return l->ready.count || !weft__inbox_empty(&l->inbox) || (ck_pr_load_uint(&l->flags) & WEFT__L_STOPPING);
+    if (l->ready.count || !weft__inbox_empty(&l->inbox) || (ck_pr_load_uint(&l->flags) & WEFT__L_STOPPING))
+        return true;
+    weft__handle_t *top = weft__heap_top(&l->timers);
+    return top && top->when <= weft__now_ns();   /* a deadline already passed: no blocking poll */
 }
 
 static void run_once(weft_loop_t *l)

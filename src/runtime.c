@@ -17,7 +17,6 @@
 
 #include <time.h>
 
-#define WEFT__INJ_SIZE 4096
 #define WEFT__STEAL_MAX 128
 
 struct weft_runtime {
@@ -25,11 +24,7 @@ struct weft_runtime {
     weft_loop_t **loops;
     uv_thread_t *threads;
     int nthreads;
-    ck_ring_t inj;
-    ck_ring_buffer_t *inj_buf;
-    ck_spinlock_fas_t ovf_lock;
-    weft__task_t *ovf_head, *ovf_tail;
-    unsigned int ovf_count;
+    ck_stack_t inj;               /* injection queue: lock-free push, batch pop */
     unsigned int nsearching;
     unsigned int live;            /* tasks allocated and not yet done */
     unsigned int shutting;        /* shutdown requested */
@@ -88,11 +83,9 @@ int weft_runtime_new(const weft_runtime_opts_t *opts, weft_runtime_t **out)
     rt->blocking_threads = opts && opts->blocking_threads > 0 ? opts->blocking_threads : 64;
     rt->loops = calloc((size_t)n, sizeof *rt->loops);
     rt->threads = calloc((size_t)n, sizeof *rt->threads);
-    rt->inj_buf = calloc(WEFT__INJ_SIZE, sizeof *rt->inj_buf);
-    if (!rt->loops || !rt->threads || !rt->inj_buf)
+    if (!rt->loops || !rt->threads)
         goto nomem;
-    ck_ring_init(&rt->inj, WEFT__INJ_SIZE);
-    ck_spinlock_fas_init(&rt->ovf_lock);
+    ck_stack_init(&rt->inj);
     uv_mutex_init(&rt->exec_mu);
     for (int i = 0; i < n; i++) {
         int rc = weft_loop_new(&rt->loops[i]);
@@ -118,7 +111,6 @@ int weft_runtime_new(const weft_runtime_opts_t *opts, weft_runtime_t **out)
 nomem:
     free(rt->loops);
     free(rt->threads);
-    free(rt->inj_buf);
     free(rt);
     return WEFT_ENOMEM;
 }
@@ -134,55 +126,22 @@ weft_runtime_t *weft_loop_runtime(const weft_loop_t *loop) { return loop ? loop-
 
 /* ---- injection queue --------------------------------------------------------- */
 
+/* Any thread: one CAS, never waits for another producer (a bounded MPMC ring
+ * would make every producer wait for a preempted one; on 2 cores with 8
+ * submitting threads that collapsed). */
 static void inject(weft_runtime_t *rt, weft__task_t *t)
 {
     WEFT__TSAN_RELEASE(t);
-    if (!ck_ring_enqueue_mpmc(&rt->inj, rt->inj_buf, t)) {
-        ck_spinlock_fas_lock(&rt->ovf_lock);
-        WEFT__TSAN_ACQUIRE(&rt->ovf_lock);
-        t->step.next = NULL;
-        if (rt->ovf_tail)
-            rt->ovf_tail->step.next = &t->step;
-        else
-            rt->ovf_head = t;
-        rt->ovf_tail = t;
-        ck_pr_inc_uint(&rt->ovf_count);
-        WEFT__TSAN_RELEASE(&rt->ovf_lock);
-        ck_spinlock_fas_unlock(&rt->ovf_lock);
-    }
+    weft__inbox_push(&rt->inj, &t->inj_entry);
 }
 
-static weft__task_t *inj_pop(weft_runtime_t *rt)
-{
-    void *p;
-    if (ck_ring_dequeue_mpmc(&rt->inj, rt->inj_buf, &p)) {
-        WEFT__TSAN_ACQUIRE(p);
-        return p;
-    }
-    if (!ck_pr_load_uint(&rt->ovf_count))
-        return NULL;
-    ck_spinlock_fas_lock(&rt->ovf_lock);
-    WEFT__TSAN_ACQUIRE(&rt->ovf_lock);
-    weft__task_t *t = rt->ovf_head;
-    if (t) {
-        rt->ovf_head = t->step.next ? WEFT__CONTAINER(t->step.next, weft__task_t, step) : NULL;
-        if (!rt->ovf_head)
-            rt->ovf_tail = NULL;
-        t->step.next = NULL;
-        ck_pr_dec_uint(&rt->ovf_count);
-    }
-    WEFT__TSAN_RELEASE(&rt->ovf_lock);
-    ck_spinlock_fas_unlock(&rt->ovf_lock);
-    return t;
-}
-
-static bool inj_empty(weft_runtime_t *rt)
-{
-    return ck_ring_size(&rt->inj) == 0 && ck_pr_load_uint(&rt->ovf_count) == 0;
-}
+static bool inj_empty(weft_runtime_t *rt) { return weft__inbox_empty(&rt->inj); }
 
 /* ---- queueing stealable work on a loop ------------------------------------------- */
 
+/* A token in the ready FIFO starts the oldest never-run task this loop still
+ * holds: from newq (stealable), else from the backlog (newq was full). Every
+ * queued task has one token, so thefts only make some tokens no-ops. */
 static void token_dispatch(weft__handle_t *h)
 {
     weft_loop_t *l = h->loop;
@@ -193,16 +152,33 @@ static void token_dispatch(weft__handle_t *h)
     l->hfree = h;
     if (!t) {
         void *p;
-        if (!ck_ring_dequeue_spmc(&l->newq, l->newq_buf, &p))
-            return;   /* a thief took it: it runs elsewhere */
-        WEFT__TSAN_ACQUIRE(p);
-        t = p;
+        if (ck_ring_dequeue_spmc(&l->newq, l->newq_buf, &p)) {
+            WEFT__TSAN_ACQUIRE(p);
+            t = p;
+            if (l->backlog) {   /* room again: the oldest backlog task becomes stealable */
+                weft__task_t *b = l->backlog;
+                l->backlog = b->step.next ? WEFT__CONTAINER(b->step.next, weft__task_t, step) : NULL;
+                if (!l->backlog)
+                    l->backlog_tail = NULL;
+                b->step.next = NULL;
+                WEFT__TSAN_RELEASE(b);
+                ck_ring_enqueue_spmc(&l->newq, l->newq_buf, b);
+            }
+        } else if (l->backlog) {
+            t = l->backlog;
+            l->backlog = t->step.next ? WEFT__CONTAINER(t->step.next, weft__task_t, step) : NULL;
+            if (!l->backlog)
+                l->backlog_tail = NULL;
+            t->step.next = NULL;
+        } else {
+            return;   /* thieves took it: it runs elsewhere */
+        }
     }
     weft__task_start_claimed(l, t);
 }
 
-/* Queue a never-run task on @l (this thread's loop): stealable if its newq has
- * room, else pinned here by a direct token. */
+/* Queue a never-run task on @l (this thread's loop): stealable through newq,
+ * or in the backlog when newq is full; pinned here if !stealable. */
 static int queue_local(weft_loop_t *l, weft__task_t *t, bool stealable)
 {
     weft__handle_t *h = weft__handle_new(l);
@@ -210,12 +186,18 @@ static int queue_local(weft_loop_t *l, weft__task_t *t, bool stealable)
         return WEFT_ENOMEM;
     h->fn = token_dispatch;
     h->u.ptr = NULL;
-    if (stealable) {
-        WEFT__TSAN_RELEASE(t);
-        if (!ck_ring_enqueue_spmc(&l->newq, l->newq_buf, t))
-            h->u.ptr = t;
-    } else {
+    if (!stealable) {
         h->u.ptr = t;
+    } else if (!l->backlog && (WEFT__TSAN_RELEASE(t), ck_ring_enqueue_spmc(&l->newq, l->newq_buf, t))) {
+        /* in newq */
+    } else {
+        t->step.next = NULL;
+        if (l->backlog_tail)
+            l->backlog_tail->step.next = &t->step;
+        else
+            l->backlog = t;
+        l->backlog_tail = t;
+        l->stats.overflows++;
     }
     weft__ready_push(l, h);
     return 0;
@@ -252,14 +234,10 @@ int weft_spawn(weft_task_t **out, weft_coro_fn fn, void *arg, const weft_task_op
         return rc;
     if (out)
         *out = weft_future_retain(&t->fut);
-    if (ck_ring_size(&l->newq) >= WEFT__NEWQ_SIZE - 1) {
-        l->stats.overflows++;
-        inject(l->rt, t);
-    } else if ((rc = queue_local(l, t, true)) < 0) {
-        inject(l->rt, t);
-    } else {
+    if (queue_local(l, t, true) < 0)
+        inject(l->rt, t);   /* no memory for a token: another loop may take it */
+    else
         l->stats.spawned++;
-    }
     weft__rt_notify(l->rt);
     return 0;
 }
@@ -330,24 +308,34 @@ static uint32_t xorshift(uint32_t *s)
     return *s = x ? x : 1;
 }
 
-static int take_injected(weft_loop_t *l, unsigned int max)
+/* Take every task waiting in the injection queue (one atomic exchange), in
+ * submission order, into this loop's stealable queue. */
+static int take_injected(weft_loop_t *l)
 {
     weft_runtime_t *rt = l->rt;
     if (inj_empty(rt))
         return 0;
-    unsigned int n = (ck_ring_size(&rt->inj) + ck_pr_load_uint(&rt->ovf_count)) / (unsigned)rt->n + 1;
-    if (n > max)
-        n = max;
+    ck_stack_entry_t *e = weft__inbox_pop_all(&rt->inj), *rev = NULL;
+    while (e) {
+        WEFT__TSAN_ACQUIRE(WEFT__CONTAINER(e, weft__task_t, inj_entry));
+        ck_stack_entry_t *n = e->next;
+        e->next = rev;
+        rev = e;
+        e = n;
+    }
     int got = 0;
-    weft__task_t *t;
-    while ((unsigned)got < n && (t = inj_pop(rt))) {
+    while (rev) {
+        weft__task_t *t = WEFT__CONTAINER(rev, weft__task_t, inj_entry);
+        rev = rev->next;
         if (queue_local(l, t, true) < 0) {
             inject(rt, t);
-            break;
+            continue;
         }
         got++;
     }
     l->stats.injected += (uint64_t)got;
+    if (got > 1)
+        weft__rt_notify(rt);   /* let another loop steal part of the batch */
     return got;
 }
 
@@ -388,7 +376,7 @@ static int steal(weft_loop_t *l)
 bool weft__rt_find_work(weft_loop_t *l)
 {
     weft_runtime_t *rt = l->rt;
-    if (take_injected(l, WEFT__STEAL_MAX))
+    if (take_injected(l))
         return true;
     if (rt->n < 2)
         return false;
@@ -404,7 +392,7 @@ bool weft__rt_find_work(weft_loop_t *l)
     return got > 0;
 }
 
-void weft__rt_poll_injector(weft_loop_t *l) { take_injected(l, 1); }
+void weft__rt_poll_injector(weft_loop_t *l) { take_injected(l); }
 
 void weft__rt_before_park(weft_loop_t *l)
 {
@@ -566,18 +554,25 @@ int weft_runtime_free(weft_runtime_t *rt)
         void *p;
         while (ck_ring_dequeue_spmc(&l->newq, l->newq_buf, &p))
             weft_future_release(p);
+        while (l->backlog) {
+            weft__task_t *b = l->backlog;
+            l->backlog = b->step.next ? WEFT__CONTAINER(b->step.next, weft__task_t, step) : NULL;
+            weft_future_release(&b->fut);
+        }
         free(l->newq_buf);
         l->newq_buf = NULL;
         l->rt = NULL;
         weft_loop_free(l);
     }
-    weft__task_t *t;
-    while ((t = inj_pop(rt)))
-        weft_future_release(&t->fut);
+    ck_stack_entry_t *e = weft__inbox_pop_all(&rt->inj);
+    while (e) {
+        ck_stack_entry_t *n = e->next;
+        weft_future_release(&WEFT__CONTAINER(e, weft__task_t, inj_entry)->fut);
+        e = n;
+    }
     uv_mutex_destroy(&rt->exec_mu);
     free(rt->loops);
     free(rt->threads);
-    free(rt->inj_buf);
     free(rt);
     return 0;
 }

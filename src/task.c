@@ -104,7 +104,7 @@ void weft__task_start_claimed(weft_loop_t *l, weft__task_t *t)
     if (t->fut.loop != l) {   /* stolen or injected: move ownership here */
         weft_loop_t *old = t->fut.loop;
         weft__loop_retain(l);
-        t->fut.loop = l;
+        ck_pr_store_ptr(&t->fut.loop, l);
         t->step.loop = l;
         t->timer.loop = l;
         weft__loop_release(old);
@@ -349,7 +349,7 @@ int weft_await(weft_future_t *f, weft_value_t *out)
         /* suspended before the waiter is visible: a completion on another
          * thread can only wake us once we are switchable */
         t->state = WEFT_TASK_SUSPENDED;
-        int rc = weft__future_add_waiter(f, t);
+        int rc = weft__future_add_waiter(f, t, weft__task_begin_wait(t));
         if (rc < 0) {
             t->state = WEFT_TASK_RUNNING;
             weft_future_release(f);
@@ -383,6 +383,8 @@ int weft_await(weft_future_t *f, weft_value_t *out)
 
 static bool sleep_cancel(weft__task_t *t, const char *msg)
 {
+    if (t->timer.flags & WEFT__H_READY)
+        return false;   /* the timer already fired: the cancel stays pending (must_cancel) */
     weft__timer_cancel(t->fut.loop, &t->timer);
     weft__task_set_error(t, WEFT_ECANCELED, weft__strdup(msg));
     weft__task_wake(t, WEFT_ECANCELED);
@@ -439,7 +441,7 @@ int weft__task_cancel_remote(weft__task_t *t, const char *msg)
         return WEFT_ENOMEM;
     m->a = weft_future_retain(&t->fut);
     m->s = weft__strdup(msg);
-    int rc = weft__loop_post(t->fut.loop, m);
+    int rc = weft__loop_post(weft__future_loop(&t->fut), m);
     if (rc < 0) {
         weft_future_release(&t->fut);
         free(m->s);
@@ -477,7 +479,7 @@ int weft_task_cancel(weft_task_t *f, const char *msg)
     }
     if (claim != 1 && ck_pr_load_uint(&t->claim) != 1)
         return weft_future_done(f) ? 0 : 1;
-    if (t->fut.loop != weft__thread()->running)
+    if (weft__future_loop(f) != weft__thread()->running)
         return weft__task_cancel_remote(t, msg);
     if (t->state == WEFT_TASK_DONE)
         return 0;

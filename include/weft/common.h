@@ -33,22 +33,22 @@ extern "C" {
 #define WEFT_ECANCELED     (-ECANCELED)  /**< asyncio.CancelledError: the awaited thing or the task was cancelled */
 #define WEFT_ETIMEDOUT     (-ETIMEDOUT)  /**< asyncio.TimeoutError: a timeout scope or wait_for expired */
 #define WEFT_EBUSY         (-EBUSY)      /**< the loop is running (close, second run) */
-#define WEFT_EINVALSTATE   (-3001)       /**< asyncio.InvalidStateError: result not ready, or set twice */
-#define WEFT_ENOLOOP       (-3002)       /**< no running event loop in this thread */
-#define WEFT_ENOTCORO      (-3003)       /**< an awaiting call made outside a coroutine (no current task) */
-#define WEFT_ESELFAWAIT    (-3004)       /**< a task tried to await itself */
-#define WEFT_ECLOSED       (-3005)       /**< the loop (or runtime) is closed */
-#define WEFT_ENESTED       (-3006)       /**< weft_run / run_until_complete from inside a running loop */
-#define WEFT_ENOTTASK      (-3007)       /**< a task-only call was given a plain future */
-#define WEFT_EWRONGLOOP    (-3008)       /**< the object belongs to another loop / thread */
-#define WEFT_ESTOPPED      (-3009)       /**< the loop stopped before the future completed */
-#define WEFT_EGROUP        (-3010)       /**< ExceptionGroup: several errors, see the group's list */
-#define WEFT_EQUEUEFULL    (-3011)       /**< asyncio.QueueFull */
-#define WEFT_EQUEUEEMPTY   (-3012)       /**< asyncio.QueueEmpty */
-#define WEFT_EBROKEN       (-3013)       /**< asyncio.BrokenBarrierError */
-#define WEFT_ESHUTDOWN     (-3014)       /**< asyncio.QueueShutDown / executor or runtime shut down */
-#define WEFT_ENOTENTERED   (-3015)       /**< a scope (timeout, TaskGroup) used before enter or after exit */
-#define WEFT_ECALLBACK     (-3016)       /**< a callback failed (reported to the exception handler) */
+#define WEFT_EINVALSTATE   (-5001)       /**< asyncio.InvalidStateError: result not ready, or set twice */
+#define WEFT_ENOLOOP       (-5002)       /**< no running event loop in this thread */
+#define WEFT_ENOTCORO      (-5003)       /**< an awaiting call made outside a coroutine (no current task) */
+#define WEFT_ESELFAWAIT    (-5004)       /**< a task tried to await itself */
+#define WEFT_ECLOSED       (-5005)       /**< the loop (or runtime) is closed */
+#define WEFT_ENESTED       (-5006)       /**< weft_run / run_until_complete from inside a running loop */
+#define WEFT_ENOTTASK      (-5007)       /**< a task-only call was given a plain future */
+#define WEFT_EWRONGLOOP    (-5008)       /**< the object belongs to another loop / thread */
+#define WEFT_ESTOPPED      (-5009)       /**< the loop stopped before the future completed */
+#define WEFT_EGROUP        (-5010)       /**< ExceptionGroup: several errors, see the group's list */
+#define WEFT_EQUEUEFULL    (-5011)       /**< asyncio.QueueFull */
+#define WEFT_EQUEUEEMPTY   (-5012)       /**< asyncio.QueueEmpty */
+#define WEFT_EBROKEN       (-5013)       /**< asyncio.BrokenBarrierError */
+#define WEFT_ESHUTDOWN     (-5014)       /**< asyncio.QueueShutDown / executor or runtime shut down */
+#define WEFT_ENOTENTERED   (-5015)       /**< a scope (timeout, TaskGroup) used before enter or after exit */
+#define WEFT_ECALLBACK     (-5016)       /**< a callback failed (reported to the exception handler) */
 
 /**
  * Human-readable text for an error code (weft's own codes, errno/libuv codes,

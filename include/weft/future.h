@@ -101,9 +101,10 @@ WEFT_API weft_loop_t *weft_future_get_loop(const weft_future_t *f);
  * already-done future returns at once without yielding. If the current task is
  * cancelled while waiting, @p f is cancelled too (asyncio semantics: use
  * weft_shield to protect a shared future) and WEFT_ECANCELED is returned.
+ * The future may belong to another loop of the runtime (a weft extension:
+ * asyncio forbids it); the task still resumes on its own loop.
  * Errors: WEFT_EINVAL (f NULL), WEFT_ENOTCORO (not inside a task),
- * WEFT_ESELFAWAIT, WEFT_EWRONGLOOP (future of another loop in the single-loop
- * core), WEFT_ECLOSED.
+ * WEFT_ESELFAWAIT, WEFT_ENOMEM.
  */
 WEFT_API int weft_await(weft_future_t *f, weft_value_t *out);
 
