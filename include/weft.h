@@ -18,5 +18,6 @@
 #include "weft/future.h"
 #include "weft/task.h"
 #include "weft/runtime.h"
+#include "weft/debug.h"
 
 #endif

@@ -91,6 +91,7 @@ int weft_future_new(weft_loop_t *loop, weft_future_t **out)
     if (!f)
         return WEFT_ENOMEM;
     weft__future_init(f, loop, false);
+    f->user_ref = 1;
     *out = f;
     return 0;
 }
@@ -115,6 +116,8 @@ void weft_future_release(weft_future_t *f)
         return;
     WEFT__TSAN_ACQUIRE(f);
     weft_loop_t *loop = f->loop;
+    if (WEFT__UNLIKELY(loop->debug) && f->user_ref && !ck_pr_load_8(&f->observed))
+        weft__debug_never_awaited(f);
     if (f->state == WEFT__F_EXCEPTION && !f->retrieved)
         weft__report(weft_loop_is_closed(loop) ? NULL : loop,
                      f->is_task ? "Task exception was never retrieved" : "Future exception was never retrieved",
@@ -339,12 +342,13 @@ int weft_future_cancel(weft_future_t *f, const char *msg)
 {
     if (!f)
         return WEFT_EINVAL;
+    ck_pr_store_8(&f->observed, 1);
     if (f->is_task)
         return weft_task_cancel(f, msg);
     int rc = weft__future_check(f);
     if (rc < 0)
         return rc;
-    f->retrieved = 1;
+    ck_pr_store_8(&f->retrieved, 1);
     if (fstate(f) != WEFT__F_PENDING)
         return 0;
     char *m = weft__strdup(msg);
@@ -362,6 +366,7 @@ static int outcome(weft_future_t *f, weft_value_t *out, bool take)
 {
     if (!f)
         return WEFT_EINVAL;
+    ck_pr_store_8(&f->observed, 1);
     switch (fstate(f)) {
     case WEFT__F_PENDING:
         return WEFT_EINVALSTATE;
@@ -375,7 +380,7 @@ static int outcome(weft_future_t *f, weft_value_t *out, bool take)
         }
         return 0;
     case WEFT__F_EXCEPTION:
-        f->retrieved = 1;
+        ck_pr_store_8(&f->retrieved, 1);
         return f->code;
     default:
         return WEFT_ECANCELED;
@@ -389,6 +394,7 @@ int weft_future_exception(weft_future_t *f, int *code, const char **msg)
 {
     if (!f)
         return WEFT_EINVAL;
+    ck_pr_store_8(&f->observed, 1);
     int st = fstate(f);
     if (st == WEFT__F_PENDING)
         return WEFT_EINVALSTATE;
@@ -397,7 +403,7 @@ int weft_future_exception(weft_future_t *f, int *code, const char **msg)
             *msg = f->msg;
         return WEFT_ECANCELED;
     }
-    f->retrieved = 1;
+    ck_pr_store_8(&f->retrieved, 1);
     if (code)
         *code = f->state == WEFT__F_EXCEPTION ? f->code : 0;
     if (msg)
@@ -414,6 +420,7 @@ int weft_future_add_done_callback(weft_future_t *f, weft_done_cb fn, void *arg)
         return rc;
     if (!fn)
         return WEFT_EINVAL;
+    ck_pr_store_8(&f->observed, 1);
     flock(f);
     if (f->state == WEFT__F_PENDING) {
         rc = cb_append(f, fn, arg, NULL);

@@ -190,6 +190,8 @@ struct weft_future {
     uint8_t is_task;
     uint8_t retrieved;
     uint8_t cb_inline;
+    uint8_t observed;       /* outcome looked at (await, result, callback, cancel) */
+    uint8_t user_ref;       /* the user asked for a reference (debug: never-awaited warning) */
     int code;               /* exception code */
     char *msg;              /* exception / cancellation message, owned */
     weft_value_t value;
@@ -248,6 +250,7 @@ typedef struct weft__task {
     uint64_t id;
     struct weft__task *prev, *nextt; /* loop's list of live tasks */
     weft_value_t result;
+    struct weft__dbg_site *site;    /* creation backtrace (debug mode) */
 } weft__task_t;
 
 static inline weft__task_t *weft__task_of(const weft_future_t *f) { return (weft__task_t *)(void *)(uintptr_t)f; }
@@ -369,7 +372,37 @@ struct weft_loop {
     struct weft__task *backlog, *backlog_tail;   /* never-run tasks beyond newq (owner only) */
     weft_loop_stats_t stats;
     uint64_t park_t0;
+    /* debug mode (debug.c) */
+    bool debug;
+    bool dbg_stepped;               /* the handle just run was a task step */
+    uint64_t slow_ns;
+    uint64_t dbg_step_start;        /* watchdog: when the running step began (0: none) */
+    uint64_t dbg_reported;          /* watchdog: step start already reported */
+    char dbg_name[64];              /* watchdog: name of the running task */
+    ck_spinlock_fas_t dbg_lock;
+    unsigned int dump_seen;
 };
+
+/* ---- debug mode (debug.c) ------------------------------------------------------ */
+typedef struct weft__dbg_site {
+    int n;
+    void *frames[12];
+} weft__dbg_site_t;
+void weft__log(weft_log_level_t level, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+void weft__debug_loop_init(weft_loop_t *l);
+void weft__debug_run_handle(weft_loop_t *l, weft__handle_t *h);
+void weft__debug_step_begin(weft_loop_t *l, struct weft__task *t);
+void weft__debug_step_end(weft_loop_t *l, struct weft__task *t, uint64_t t0);
+void weft__debug_loop_running(weft_loop_t *l, bool running);
+void weft__debug_check_dump(weft_loop_t *l);
+weft__dbg_site_t *weft__debug_site(void);
+void weft__debug_never_awaited(weft_future_t *f);
+int weft__loop_check_at(const weft_loop_t *l, const char *fn);
+#define weft__loop_check(l) weft__loop_check_at((l), __func__)
 
 struct weft_runtime;
 #define WEFT__NEWQ_SIZE 256
@@ -396,6 +429,5 @@ void weft__loop_release(weft_loop_t *l);
 bool weft__loop_on_thread(const weft_loop_t *l);
 uint64_t weft__now_ns(void);
 void weft__report(weft_loop_t *l, const char *message, int code, const char *detail, weft_future_t *f);
-int weft__loop_check(const weft_loop_t *l);
 
 #endif

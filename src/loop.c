@@ -34,14 +34,20 @@ WEFT__NOINLINE weft__thread_t *weft__thread(void)
 
 uint64_t weft__now_ns(void) { return uv_hrtime(); }
 
-int weft__loop_check(const weft_loop_t *l)
+int weft__loop_check_at(const weft_loop_t *l, const char *fn)
 {
     if (!l)
         return WEFT_EINVAL;
     if (ck_pr_load_uint(&l->flags) & WEFT__L_CLOSED)
         return WEFT_ECLOSED;
-    if (!weft__loop_on_thread(l))
+    if (!weft__loop_on_thread(l)) {
+        if (l->debug)
+            weft__log(WEFT_LOG_ERROR,
+                      "weft: %s() called from a thread that does not run this loop (loop %d); loop-bound calls "
+                      "must run on the loop's thread: use weft_call_soon_threadsafe() or weft_spawn_on()",
+                      fn, l->widx);
         return WEFT_EWRONGLOOP;
+    }
     return 0;
 }
 
@@ -88,6 +94,7 @@ int weft_loop_new(weft_loop_t **out)
     weft__stack_pool_init(&l->stacks);
     l->owner = uv_thread_self();
     l->has_owner = true;
+    weft__debug_loop_init(l);
     *out = l;
     return 0;
 }
@@ -163,9 +170,10 @@ static void user_dispatch(weft__handle_t *h)
         weft__report(l, "Exception in callback", rc, NULL, NULL);
 }
 
-static int schedule(weft_loop_t *l, bool timer, uint64_t when, weft_callback_t cb, void *arg, weft_handle_t *out)
+static int schedule(weft_loop_t *l, bool timer, uint64_t when, weft_callback_t cb, void *arg, weft_handle_t *out,
+                    const char *api)
 {
-    int rc = weft__loop_check(l);
+    int rc = weft__loop_check_at(l, api);
     if (rc < 0)
         return rc;
     if (!cb)
@@ -193,7 +201,7 @@ static int schedule(weft_loop_t *l, bool timer, uint64_t when, weft_callback_t c
 
 int weft_call_soon(weft_loop_t *loop, weft_callback_t cb, void *arg, weft_handle_t *out)
 {
-    return schedule(loop, false, 0, cb, arg, out);
+    return schedule(loop, false, 0, cb, arg, out, __func__);
 }
 
 static uint64_t secs_to_ns(double s)
@@ -209,7 +217,7 @@ int weft_call_at(weft_loop_t *loop, double when, weft_callback_t cb, void *arg, 
 {
     if (isnan(when))
         return WEFT_EINVAL;
-    return schedule(loop, true, secs_to_ns(when), cb, arg, out);
+    return schedule(loop, true, secs_to_ns(when), cb, arg, out, __func__);
 }
 
 int weft_call_later(weft_loop_t *loop, double delay, weft_callback_t cb, void *arg, weft_handle_t *out)
@@ -217,7 +225,7 @@ int weft_call_later(weft_loop_t *loop, double delay, weft_callback_t cb, void *a
     if (isnan(delay))
         return WEFT_EINVAL;
     uint64_t d = secs_to_ns(delay);
-    return schedule(loop, true, weft__now_ns() + d, cb, arg, out);
+    return schedule(loop, true, weft__now_ns() + d, cb, arg, out, __func__);
 }
 
 int weft_handle_cancel(weft_handle_t handle)
@@ -399,8 +407,13 @@ static void run_once(weft_loop_t *l)
             handle_recycle(l, h);
             continue;
         }
-        h->fn(h);
+        if (WEFT__UNLIKELY(l->debug))
+            weft__debug_run_handle(l, h);
+        else
+            h->fn(h);
     }
+    if (WEFT__UNLIKELY(l->debug))
+        weft__debug_check_dump(l);
 }
 
 static int run_check(weft_loop_t *l)
@@ -424,10 +437,14 @@ static void run_begin(weft_loop_t *l)
     ts->running = l;
     l->owner = uv_thread_self();
     ck_pr_or_uint(&l->flags, WEFT__L_RUNNING);
+    if (l->debug)
+        weft__debug_loop_running(l, true);
 }
 
 static void run_end(weft_loop_t *l)
 {
+    if (l->debug)
+        weft__debug_loop_running(l, false);
     ck_pr_and_uint(&l->flags, ~(unsigned int)(WEFT__L_RUNNING | WEFT__L_STOPPING));
     weft__thread()->running = NULL;
 }

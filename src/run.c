@@ -11,7 +11,7 @@ int weft_run(weft_coro_fn main, void *arg, const weft_run_opts_t *opts, weft_val
     if (weft__thread()->running)
         return WEFT_ENESTED;
     weft_runtime_t *rt;
-    int rc = weft_runtime_new(NULL, &rt);
+    int rc = weft_runtime_new(&(weft_runtime_opts_t){ .debug = opts && opts->debug }, &rt);
     if (rc < 0)
         return rc;
     weft_task_opts_t to = {

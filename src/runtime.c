@@ -97,6 +97,8 @@ int weft_runtime_new(const weft_runtime_opts_t *opts, weft_runtime_t **out)
         weft_loop_t *l = rt->loops[i];
         l->rt = rt;
         l->widx = i;
+        if (opts && opts->debug)
+            l->debug = true;
         l->rng = 0x9e3779b9u * (uint32_t)(i + 1);
         l->newq_buf = calloc(WEFT__NEWQ_SIZE, sizeof *l->newq_buf);
         if (!l->newq_buf) {
@@ -232,8 +234,10 @@ int weft_spawn(weft_task_t **out, weft_coro_fn fn, void *arg, const weft_task_op
     int rc = weft__task_alloc(l, fn, arg, opts, &t);
     if (rc < 0)
         return rc;
-    if (out)
+    if (out) {
         *out = weft_future_retain(&t->fut);
+        t->fut.user_ref = 1;
+    }
     if (queue_local(l, t, true) < 0)
         inject(l->rt, t);   /* no memory for a token: another loop may take it */
     else

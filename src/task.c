@@ -18,6 +18,7 @@ static void task_resume(weft__task_t *t);
 
 void weft__task_free(weft__task_t *t)
 {
+    free(t->site);
     free(t->cancel_msg);
     free(t->err_msg);
     free(t->name);
@@ -83,6 +84,8 @@ int weft__task_alloc(weft_loop_t *loop, weft_coro_fn fn, void *arg, const weft_t
     t->timer.loop = loop;
     t->timer.heap_idx = UINT32_MAX;
     t->state = WEFT_TASK_NEW;
+    if (WEFT__UNLIKELY(loop->debug))
+        t->site = weft__debug_site();
     if (loop->rt)
         weft__rt_task_born(loop->rt);
     *out = t;
@@ -140,8 +143,10 @@ int weft_loop_create_task(weft_loop_t *loop, weft_task_t **out, weft_coro_fn fn,
         t->num_cancels = 1;
     }
     /* the loop's reference lives until the task is done */
-    if (out)
+    if (out) {
         *out = weft_future_retain(&t->fut);
+        t->fut.user_ref = 1;
+    }
     if (opts && opts->eager_start && weft__thread()->running == loop) {
         task_resume(t);
     } else {
@@ -254,11 +259,18 @@ static void task_resume(weft__task_t *t)
     ts->coro = &t->coro;
     ts->task = t;
     l->current = t;
+    uint64_t t0 = 0;
+    if (WEFT__UNLIKELY(l->debug)) {
+        t0 = uv_hrtime();
+        weft__debug_step_begin(l, t);
+    }
     weft__coro_switch(from, &t->coro, false);
     ts = weft__thread();
     ts->coro = from;
     ts->task = prev;
     l->current = prev;
+    if (WEFT__UNLIKELY(l->debug))
+        weft__debug_step_end(l, t, t0);
     if (WEFT__UNLIKELY(t->stack && !weft__stack_redzone_ok(t->stack)))
         weft__stack_overflow(weft_task_get_name(&t->fut), t->stack->size);
     if (t->state == WEFT_TASK_DONE)

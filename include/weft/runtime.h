@@ -35,6 +35,7 @@ typedef struct weft_runtime weft_runtime_t;
 typedef struct weft_runtime_opts {
     int workers;          /**< number of worker loops; 0 = WEFT_WORKERS env, else the CPUs available */
     int blocking_threads; /**< max threads of the blocking pool (to_thread); 0 = 64 */
+    bool debug;           /**< debug mode on every loop (see weft/debug.h); WEFT_DEBUG=1 also turns it on */
 } weft_runtime_opts_t;
 
 /** Per-loop counters (weft_runtime_stats). Values only grow. */

@@ -126,7 +126,7 @@ WEFT_API const char *weft_error_message(void);
 
 /** Options of weft_run (NULL for defaults). */
 typedef struct weft_run_opts {
-    bool debug;        /**< reserved for debug mode */
+    bool debug;        /**< debug mode on every loop (see weft/debug.h) */
     const char *name;  /**< the main task's name (default "main") */
     size_t stack_size; /**< the main task's stack size */
 } weft_run_opts_t;
