@@ -39,6 +39,19 @@ typedef struct weft__ctx {
 
 typedef void (*weft__ctx_entry_fn)(void *arg);
 
+/* The stack pointer saved in a suspended context (0 where not known). */
+static inline uintptr_t weft__ctx_sp(const weft__ctx_t *c)
+{
+#if defined(WEFT_CTX_UCONTEXT)
+    (void)c;
+    return 0;
+#elif defined(__x86_64__)
+    return (uintptr_t)c->r[1];
+#else
+    return (uintptr_t)c->r[12];
+#endif
+}
+
 /* Prepare *c so that switching to it runs entry(arg) on the stack
  * [stack_lo, stack_lo + size). stack_lo + size must be 16-byte aligned. */
 void weft__ctx_make(weft__ctx_t *c, void *stack_lo, size_t size, weft__ctx_entry_fn entry, void *arg);

@@ -342,8 +342,11 @@ static void describe_wait(char *buf, size_t cap, const weft__task_t *t)
     case WEFT__W_YIELD:
         snprintf(buf + len, cap - len, ", yielding (ready to run)");
         break;
+    case WEFT__W_SYNC:
+        snprintf(buf + len, cap - len, ", waiting on a lock, event, condition, semaphore, barrier or queue");
+        break;
     case WEFT__W_OTHER:
-        snprintf(buf + len, cap - len, ", waiting (a primitive, I/O, to_thread or a concurrent future)");
+        snprintf(buf + len, cap - len, ", waiting (I/O, to_thread or a concurrent future)");
         break;
     default:
         snprintf(buf + len, cap - len, ", ready to run");

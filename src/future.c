@@ -153,7 +153,7 @@ static void msg_done_cb(weft_loop_t *l, weft__msg_t *m);
  * thread, else a message to @l. */
 static int schedule_done_cb(weft_loop_t *l, weft_future_t *f, weft_done_cb fn, void *arg)
 {
-    if (weft__thread()->running != l) {
+    if (!weft__loop_is_local(l)) {
         weft__msg_t *m = weft__msg_new(msg_done_cb);
         if (!m)
             return WEFT_ENOMEM;
@@ -204,7 +204,7 @@ static void msg_wake(weft_loop_t *l, weft__msg_t *m)
 void weft__task_wake_any(weft__task_t *t, int status, uint32_t seq)
 {
     weft_loop_t *tl = weft__future_loop(&t->fut);
-    if (weft__thread()->running == tl) {
+    if (weft__loop_is_local(tl)) {
         weft__task_wake(t, status);
         return;
     }
@@ -351,6 +351,8 @@ int weft_future_cancel(weft_future_t *f, const char *msg)
     ck_pr_store_8(&f->retrieved, 1);
     if (fstate(f) != WEFT__F_PENDING)
         return 0;
+    if (f->cancel_hook)
+        return f->cancel_hook(f, msg);
     char *m = weft__strdup(msg);
     if (!weft__future_complete(f, WEFT__F_CANCELLED, WEFT_ECANCELED, m, (weft_value_t){ .p = NULL })) {
         free(m);

@@ -87,8 +87,10 @@ typedef struct weft__stack {
 
 typedef struct weft__stack_class {
     size_t size;
-    weft__stack_t *free;
+    weft__stack_t *free;   /* recently used: pages still mapped, reused without a system call */
     size_t nfree;
+    size_t min_free;       /* lowest nfree since the last trim: stacks nobody needed meanwhile */
+    weft__stack_t *clean;  /* given back to the kernel (madvise): reused after a fault per page */
     char *slab_next;   /* carving position in the current slab (moves down) */
     char *slab_end;    /* lowest address of the current slab */
 } weft__stack_class_t;
@@ -111,6 +113,10 @@ void weft__stack_pool_init(weft__stack_pool_t *p);
 void weft__stack_pool_destroy(weft__stack_pool_t *p);
 weft__stack_t *weft__stack_acquire(weft__stack_pool_t *p, size_t size);
 void weft__stack_release(weft__stack_pool_t *p, weft__stack_t *s);
+/* Give back the memory of stacks that stayed unused since the previous trim,
+ * beyond @keep per size (the loop calls it at most once a second, when it is
+ * about to block). */
+void weft__stack_pool_trim(weft__stack_pool_t *p, size_t keep);
 static inline bool weft__stack_redzone_ok(const weft__stack_t *s)
 {
     const uint64_t *w = (const uint64_t *)(const void *)s->lo;
@@ -182,6 +188,10 @@ typedef struct weft__cbent {
  * plain future or register a waiter (tasks of other loops await it); readers
  * check `state` with an atomic load. Callbacks then run on the loop that
  * registered them (a local push, or a message to that loop). */
+/* A plain future's replacement for Future.cancel (gather.c's _GatheringFuture). */
+typedef int (*weft__cancel_hook_fn)(weft_future_t *f, const char *msg);
+#define WEFT__FUTURE_HAS_CANCEL_HOOK 1
+
 struct weft_future {
     weft_loop_t *loop;
     unsigned int refs;      /* atomic (ck_pr) */
@@ -197,6 +207,7 @@ struct weft_future {
     weft_value_t value;
     uint32_t ncb, capcb;
     weft__cbent_t *cbs;     /* == inl while cb_inline */
+    weft__cancel_hook_fn cancel_hook;   /* plain futures: weft_future_cancel calls it instead */
     weft__cbent_t inl[1];
 };
 
@@ -214,7 +225,7 @@ char *weft__strdup(const char *s);
 char *weft__vformat(const char *fmt, va_list ap);
 
 /* ---- tasks (task.c) --------------------------------------------------------- */
-enum { WEFT__W_NONE = 0, WEFT__W_FUTURE, WEFT__W_SLEEP, WEFT__W_YIELD, WEFT__W_OTHER };
+enum { WEFT__W_NONE = 0, WEFT__W_FUTURE, WEFT__W_SLEEP, WEFT__W_YIELD, WEFT__W_OTHER, WEFT__W_SYNC };
 
 /* Try to cancel what a suspended task waits on; return true if it will be
  * woken with WEFT_ECANCELED as a result (the cancel "took"). */
@@ -235,6 +246,8 @@ typedef struct weft__task {
     uint8_t wait_kind;
     uint8_t named;
     uint8_t stealable;
+    uint8_t shutdown_cancel;        /* cancelled by the runtime's shutdown */
+    uint8_t nswitch;                /* switches since the last full red-zone check */
     ck_stack_entry_t inj_entry;     /* link in the runtime's injection queue */
     unsigned int claim;             /* atomic: 0 queued, 1 started, 2 cancelled before start */
     struct weft_cfuture *cf;        /* run_coroutine_threadsafe's future, or NULL */
@@ -250,8 +263,16 @@ typedef struct weft__task {
     uint64_t id;
     struct weft__task *prev, *nextt; /* loop's list of live tasks */
     weft_value_t result;
+    struct weft_context *ctx;       /* the context the task runs in (contextvar.c); owned */
     struct weft__dbg_site *site;    /* creation backtrace (debug mode) */
 } weft__task_t;
+
+/* contextvar.c: the context of a task being created -- a copy of the current
+ * one, or the one given to weft_create_task_in_context (a new reference, NULL
+ * for an empty context). Released with weft_context_release. */
+#define WEFT__TASK_HAS_CTX 1
+#define WEFT__LOOP_HAS_EAGER_FACTORY 1
+struct weft_context *weft__context_for_new_task(void);
 
 static inline weft__task_t *weft__task_of(const weft_future_t *f) { return (weft__task_t *)(void *)(uintptr_t)f; }
 /* A never-run task's loop changes when another loop starts it: read it atomically. */
@@ -356,6 +377,7 @@ struct weft_loop {
     size_t ntasks;
     weft__task_t *current;
     weft__stack_pool_t stacks;
+    uint64_t last_trim;
     weft_exception_handler_t eh;
     void *eh_ud;
     ck_stack_t inbox;
@@ -372,6 +394,8 @@ struct weft_loop {
     struct weft__task *backlog, *backlog_tail;   /* never-run tasks beyond newq (owner only) */
     weft_loop_stats_t stats;
     uint64_t park_t0;
+    uint64_t born, died;            /* runtime live-task accounting (owner writes, anyone reads) */
+    uint8_t eager_factory;          /* atomic: weft_loop_set_eager_task_factory (comb.c) */
     /* debug mode (debug.c) */
     bool debug;
     bool dbg_stepped;               /* the handle just run was a task step */
@@ -427,6 +451,9 @@ void weft__timer_cancel(weft_loop_t *l, weft__handle_t *h);
 void weft__loop_retain(weft_loop_t *l);
 void weft__loop_release(weft_loop_t *l);
 bool weft__loop_on_thread(const weft_loop_t *l);
+/* True if work for @l may be queued directly from this thread: @l runs here, or
+ * it is not running and this thread owns it (setup code before run_forever). */
+bool weft__loop_is_local(const weft_loop_t *l);
 uint64_t weft__now_ns(void);
 void weft__report(weft_loop_t *l, const char *message, int code, const char *detail, weft_future_t *f);
 

@@ -17,6 +17,7 @@
 
 #define WEFT__POLL_INTERVAL 61
 #define WEFT__HCHUNK 64
+#define WEFT__STACK_KEEP_IDLE 256
 
 static _Thread_local weft__thread_t tls_thread;
 
@@ -59,14 +60,28 @@ bool weft__loop_on_thread(const weft_loop_t *l)
     return !(ck_pr_load_uint(&l->flags) & WEFT__L_RUNNING);
 }
 
+bool weft__loop_is_local(const weft_loop_t *l)
+{
+    if (weft__thread()->running == l)
+        return true;
+    if (ck_pr_load_uint(&l->flags) & WEFT__L_RUNNING)
+        return false;
+    uv_thread_t self = uv_thread_self();
+    return uv_thread_equal(&self, &l->owner);
+}
+
 void weft__loop_retain(weft_loop_t *l) { ck_pr_inc_uint(&l->refs); }
 
 void weft__loop_release(weft_loop_t *l)
 {
     bool zero;
     ck_pr_dec_uint_zero(&l->refs, &zero);
-    if (zero)
+    if (zero) {
+        for (size_t i = 0; i < l->nhchunks; i++)
+            free(l->hchunks[i]);
+        free(l->hchunks);
         free(l);
+    }
 }
 
 static void on_uv_timer(uv_timer_t *t) { (void)t; }
@@ -234,6 +249,8 @@ int weft_handle_cancel(weft_handle_t handle)
     if (!h || h->gen != handle.gen || !(h->flags & WEFT__H_POOLED) || (h->flags & WEFT__H_CANCELLED))
         return 0;
     weft_loop_t *l = h->loop;
+    if (ck_pr_load_uint(&l->flags) & WEFT__L_CLOSED)
+        return 0;
     if (h->flags & WEFT__H_TIMER) {
         weft__timer_cancel(l, h);
         handle_recycle(l, h);
@@ -271,8 +288,11 @@ int weft__loop_post(weft_loop_t *l, weft__msg_t *m)
     ck_pr_fence_memory();   /* publish, then look at `parked` (pairs with the parking loop) */
     /* runtime loops announce parking; a standalone loop is always woken
      * (uv_async_send coalesces: one eventfd write per wake-up at most) */
-    if (!l->rt || ck_pr_load_uint(&l->parked) || !(ck_pr_load_uint(&l->flags) & WEFT__L_RUNNING))
+    if (!l->rt || ck_pr_load_uint(&l->parked) || !(ck_pr_load_uint(&l->flags) & WEFT__L_RUNNING)) {
+        if (l->rt)
+            ck_pr_inc_64(&l->stats.wakeups);
         uv_async_send(&l->wake);
+    }
     WEFT__TSAN_RELEASE(&l->senders);
     ck_pr_dec_uint(&l->senders);
     return 0;
@@ -368,6 +388,11 @@ static void run_once(weft_loop_t *l)
     if (!busy && l->rt)
         busy = weft__rt_find_work(l);   /* local stealable queue, injection queue, other loops */
     if (!busy) {
+        uint64_t now = weft__now_ns();
+        if (now - l->last_trim >= 1000000000u) {   /* going idle: stacks unused for a second go back */
+            weft__stack_pool_trim(&l->stacks, WEFT__STACK_KEEP_IDLE);
+            l->last_trim = now;
+        }
         arm_uv_timer(l);
         if (l->rt) {
             ck_pr_store_uint(&l->parked, 1);
@@ -482,8 +507,10 @@ int weft__loop_run_worker(weft_loop_t *l)
         if (weft__rt_shutting(l->rt)) {
             if (!cancelled) {
                 cancelled = true;
-                for (weft__task_t *t = l->tasks; t; t = t->nextt)
+                for (weft__task_t *t = l->tasks; t; t = t->nextt) {
+                    t->shutdown_cancel = 1;
                     weft_task_cancel(&t->fut, NULL);
+                }
             }
             if (weft__rt_live(l->rt) == 0 && !l->ready.count && weft__inbox_empty(&l->inbox))
                 break;
@@ -673,12 +700,8 @@ int weft_loop_close(weft_loop_t *loop)
     while (uv_run(&loop->uv, UV_RUN_DEFAULT))
         ;
     uv_loop_close(&loop->uv);
-    for (size_t i = 0; i < loop->nhchunks; i++)
-        free(loop->hchunks[i]);
-    free(loop->hchunks);
-    loop->hchunks = NULL;
-    loop->nhchunks = 0;
-    loop->hfree = NULL;
+    /* the handle chunks stay until the loop's memory goes (weft__loop_release),
+     * so cancelling a handle after close is a harmless no-op */
     weft__stack_pool_destroy(&loop->stacks);
     weft__thread_t *ts = weft__thread();
     if (ts->current == loop)

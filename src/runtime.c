@@ -25,19 +25,47 @@ struct weft_runtime {
     uv_thread_t *threads;
     int nthreads;
     ck_stack_t inj;               /* injection queue: lock-free push, batch pop */
-    unsigned int nsearching;
-    unsigned int live;            /* tasks allocated and not yet done */
     unsigned int shutting;        /* shutdown requested */
     unsigned int state;           /* 0 new, 1 running, 2 finished */
-    unsigned int notify_rr;
     bool background;              /* started by weft_runtime_start */
     unsigned int joining;
     int blocking_threads;
     weft_executor_t *exec;
     uv_mutex_t exec_mu;
+    uint64_t foreign_born;        /* tasks allocated by threads outside the runtime (atomic) */
+    uint64_t foreign_died;
+    /* written on every spawn by every loop: each on its own cache line */
+    _Alignas(64) unsigned int nsearching;
+    _Alignas(64) unsigned int notify_rr;
+    char pad_end[64 - sizeof(unsigned int)];
 };
 
-void weft__rt_task_born(weft_runtime_t *rt) { ck_pr_inc_uint(&rt->live); }
+/* Live-task accounting without a shared hot counter: each loop counts the
+ * tasks it allocated (born) and finished (died) in its own counters; threads
+ * outside the runtime use the runtime's. */
+void weft__rt_task_born(weft_runtime_t *rt)
+{
+    weft_loop_t *cur = weft__thread()->running;
+    if (cur && cur->rt == rt)
+        ck_pr_store_64(&cur->born, cur->born + 1);
+    else
+        ck_pr_inc_64(&rt->foreign_born);
+}
+
+/* Tasks allocated and not yet finished, in all loops. Deaths are summed before
+ * births, so a task born and finished between the two sums only makes the
+ * answer larger: 0 means none was alive when the deaths were read. */
+unsigned int weft__rt_live(weft_runtime_t *rt)
+{
+    uint64_t died = ck_pr_load_64(&rt->foreign_died), born;
+    for (int i = 0; i < rt->n; i++)
+        died += ck_pr_load_64(&rt->loops[i]->died);
+    ck_pr_fence_memory();
+    born = ck_pr_load_64(&rt->foreign_born);
+    for (int i = 0; i < rt->n; i++)
+        born += ck_pr_load_64(&rt->loops[i]->born);
+    return born > died ? (unsigned int)(born - died) : 0;
+}
 
 static void wake_all(weft_runtime_t *rt)
 {
@@ -47,14 +75,16 @@ static void wake_all(weft_runtime_t *rt)
 
 void weft__rt_task_gone(weft_runtime_t *rt)
 {
-    bool zero;
-    ck_pr_dec_uint_zero(&rt->live, &zero);
-    if (zero && ck_pr_load_uint(&rt->shutting))
-        wake_all(rt);
+    weft_loop_t *cur = weft__thread()->running;
+    if (cur && cur->rt == rt)
+        ck_pr_store_64(&cur->died, cur->died + 1);
+    else
+        ck_pr_inc_64(&rt->foreign_died);
+    if (ck_pr_load_uint(&rt->shutting) && weft__rt_live(rt) == 0)
+        wake_all(rt);   /* the last task: every loop may now exit */
 }
 
 bool weft__rt_shutting(const weft_runtime_t *rt) { return ck_pr_load_uint(&rt->shutting) != 0; }
-unsigned int weft__rt_live(weft_runtime_t *rt) { return ck_pr_load_uint(&rt->live); }
 
 static int default_workers(void)
 {
@@ -144,6 +174,37 @@ static bool inj_empty(weft_runtime_t *rt) { return weft__inbox_empty(&rt->inj); 
 /* A token in the ready FIFO starts the oldest never-run task this loop still
  * holds: from newq (stealable), else from the backlog (newq was full). Every
  * queued task has one token, so thefts only make some tokens no-ops. */
+static weft__task_t *backlog_pop(weft_loop_t *l)
+{
+    weft__task_t *b = l->backlog;
+    if (b) {
+        l->backlog = b->step.next ? WEFT__CONTAINER(b->step.next, weft__task_t, step) : NULL;
+        if (!l->backlog)
+            l->backlog_tail = NULL;
+        b->step.next = NULL;
+    }
+    return b;
+}
+
+/* Move backlog tasks into newq while it has room, so thieves can see them. */
+static void backlog_refill(weft_loop_t *l)
+{
+    while (l->backlog && ck_ring_size(&l->newq) < WEFT__NEWQ_SIZE - 1) {
+        weft__task_t *b = backlog_pop(l);
+        WEFT__TSAN_RELEASE(b);
+        if (!ck_ring_enqueue_spmc(&l->newq, l->newq_buf, b)) {   /* cannot happen: only we push */
+            b->step.next = l->backlog ? &l->backlog->step : NULL;
+            l->backlog = b;
+            if (!l->backlog_tail)
+                l->backlog_tail = b;
+            break;
+        }
+    }
+}
+
+/* A token in the ready FIFO starts the oldest never-run task this loop still
+ * holds: from newq (stealable), else from the backlog (newq was full). Every
+ * queued task has one token, so thefts only make some tokens no-ops. */
 static void token_dispatch(weft__handle_t *h)
 {
     weft_loop_t *l = h->loop;
@@ -157,24 +218,11 @@ static void token_dispatch(weft__handle_t *h)
         if (ck_ring_dequeue_spmc(&l->newq, l->newq_buf, &p)) {
             WEFT__TSAN_ACQUIRE(p);
             t = p;
-            if (l->backlog) {   /* room again: the oldest backlog task becomes stealable */
-                weft__task_t *b = l->backlog;
-                l->backlog = b->step.next ? WEFT__CONTAINER(b->step.next, weft__task_t, step) : NULL;
-                if (!l->backlog)
-                    l->backlog_tail = NULL;
-                b->step.next = NULL;
-                WEFT__TSAN_RELEASE(b);
-                ck_ring_enqueue_spmc(&l->newq, l->newq_buf, b);
-            }
-        } else if (l->backlog) {
-            t = l->backlog;
-            l->backlog = t->step.next ? WEFT__CONTAINER(t->step.next, weft__task_t, step) : NULL;
-            if (!l->backlog)
-                l->backlog_tail = NULL;
-            t->step.next = NULL;
-        } else {
+        } else if (!(t = backlog_pop(l))) {
             return;   /* thieves took it: it runs elsewhere */
         }
+        if (l->backlog)
+            backlog_refill(l);
     }
     weft__task_start_claimed(l, t);
 }
@@ -377,23 +425,44 @@ static int steal(weft_loop_t *l)
     return 0;
 }
 
+static bool work_visible(weft_runtime_t *rt, weft_loop_t *self)
+{
+    if (!inj_empty(rt))
+        return true;
+    for (int i = 0; i < rt->n; i++)
+        if (rt->loops[i] != self && ck_ring_size(&rt->loops[i]->newq))
+            return true;
+    return false;
+}
+
 bool weft__rt_find_work(weft_loop_t *l)
 {
     weft_runtime_t *rt = l->rt;
-    if (take_injected(l))
-        return true;
-    if (rt->n < 2)
-        return false;
-    unsigned int s = ck_pr_load_uint(&rt->nsearching);
-    if (2 * s >= (unsigned)rt->n)
-        return false;   /* enough loops are searching already */
-    ck_pr_inc_uint(&rt->nsearching);
-    int got = steal(l);
-    bool last;
-    ck_pr_dec_uint_zero(&rt->nsearching, &last);
-    if (got > 1 && last)
-        weft__rt_notify(rt);   /* the last searcher found a batch: let another look too */
-    return got > 0;
+    for (int round = 0; round < 4; round++) {
+        if (take_injected(l))
+            return true;
+        if (rt->n < 2)
+            return false;
+        if (2 * ck_pr_load_uint(&rt->nsearching) >= (unsigned)rt->n)
+            return false;   /* enough loops search; the last of them looks again before parking */
+        ck_pr_inc_uint(&rt->nsearching);
+        int got = steal(l);
+        bool last;
+        ck_pr_dec_uint_zero(&rt->nsearching, &last);
+        if (got) {
+            if (got > 1 && last)
+                weft__rt_notify(rt);   /* the last searcher found a batch: let another look too */
+            return true;
+        }
+        if (!last)
+            return false;
+        /* The last searcher to give up looks once more: a producer that saw us
+         * searching did not wake anyone (Go's and Tokio's rule). */
+        ck_pr_fence_memory();
+        if (!work_visible(rt, l))
+            return false;
+    }
+    return false;
 }
 
 void weft__rt_poll_injector(weft_loop_t *l) { take_injected(l); }

@@ -155,6 +155,14 @@ weft__stack_t *weft__stack_acquire(weft__stack_pool_t *p, size_t size)
         s = c->free;
         c->free = s->next;
         c->nfree--;
+        if (c->nfree < c->min_free)
+            c->min_free = c->nfree;
+        p->live++;
+        return s;
+    }
+    if (c && c->clean) {
+        s = c->clean;
+        c->clean = s->next;
         p->live++;
         return s;
     }
@@ -175,6 +183,19 @@ static void stack_free_mapping(weft__stack_t *s)
     free(s);
 }
 
+/* Give one idle stack's memory back: unmap a guarded one, or drop the pages
+ * of a slab one and keep it on the clean list. */
+static void stack_give_back(weft__stack_class_t *c, weft__stack_t *s)
+{
+    if (s->guard) {
+        stack_free_mapping(s);
+        return;
+    }
+    madvise(s->lo, s->size, MADV_DONTNEED);
+    s->next = c->clean;
+    c->clean = s;
+}
+
 void weft__stack_release(weft__stack_pool_t *p, weft__stack_t *s)
 {
 #if defined(WEFT_ASAN)
@@ -183,21 +204,32 @@ void weft__stack_release(weft__stack_pool_t *p, weft__stack_t *s)
 #endif
     weft__stack_class_t *c = class_for(p, s->size);
     p->live--;
-    if (c && c->nfree >= WEFT__POOL_CAP) {
-        if (s->guard) {
-            stack_free_mapping(s);
-            return;
-        }
-        /* slab stacks cannot be unmapped alone: give the pages back instead */
-        madvise(s->lo, s->size, MADV_DONTNEED);
-    }
     if (!c) {
         stack_free_mapping(s);   /* an unusual size: guarded or nothing */
+        return;
+    }
+    if (c->nfree >= WEFT__POOL_CAP) {
+        stack_give_back(c, s);
         return;
     }
     s->next = c->free;
     c->free = s;
     c->nfree++;
+}
+
+void weft__stack_pool_trim(weft__stack_pool_t *p, size_t keep)
+{
+    for (int i = 0; i < p->ncls; i++) {
+        weft__stack_class_t *c = &p->cls[i];
+        size_t idle = c->min_free > keep ? c->min_free - keep : 0;
+        while (idle-- && c->free) {
+            weft__stack_t *s = c->free;
+            c->free = s->next;
+            c->nfree--;
+            stack_give_back(c, s);
+        }
+        c->min_free = c->nfree;
+    }
 }
 
 void weft__stack_pool_destroy(weft__stack_pool_t *p)
@@ -210,6 +242,13 @@ void weft__stack_pool_destroy(weft__stack_pool_t *p)
             s = n;
         }
         p->cls[i].free = NULL;
+        s = p->cls[i].clean;
+        while (s) {
+            weft__stack_t *n = s->next;
+            stack_free_mapping(s);
+            s = n;
+        }
+        p->cls[i].clean = NULL;
     }
     weft__slab_t *sl = p->slabs;
     while (sl) {

@@ -12,6 +12,18 @@
 
 static uint64_t task_counter;   /* atomic: "Task-N" names, process-wide as in asyncio */
 
+/* Task ids come in blocks of 1024 per thread: unique process-wide, without one
+ * shared atomic per task. (Not a suspension point: the TLS access is safe.) */
+static uint64_t next_task_id(void)
+{
+    static _Thread_local uint64_t next, end;
+    if (next == end) {
+        next = ck_pr_faa_64(&task_counter, 1024);
+        end = next + 1024;
+    }
+    return ++next;
+}
+
 static void task_step_dispatch(weft__handle_t *h);
 static void task_timer_dispatch(weft__handle_t *h);
 static void task_resume(weft__task_t *t);
@@ -22,6 +34,7 @@ void weft__task_free(weft__task_t *t)
     free(t->cancel_msg);
     free(t->err_msg);
     free(t->name);
+    weft_context_release(t->ctx);
     free(t);
 }
 
@@ -76,7 +89,8 @@ int weft__task_alloc(weft_loop_t *loop, weft_coro_fn fn, void *arg, const weft_t
     t->fn = fn;
     t->arg = arg;
     t->stack_size = ss;
-    t->id = ck_pr_faa_64(&task_counter, 1) + 1;
+    t->id = next_task_id();
+    t->ctx = weft__context_for_new_task();
     t->step.fn = task_step_dispatch;
     t->step.loop = loop;
     t->step.heap_idx = UINT32_MAX;
@@ -147,7 +161,7 @@ int weft_loop_create_task(weft_loop_t *loop, weft_task_t **out, weft_coro_fn fn,
         *out = weft_future_retain(&t->fut);
         t->fut.user_ref = 1;
     }
-    if (opts && opts->eager_start && weft__thread()->running == loop) {
+    if (((opts && opts->eager_start) || ck_pr_load_8(&loop->eager_factory)) && weft__thread()->running == loop) {
         task_resume(t);
     } else {
         weft__ready_push(loop, &t->step);
@@ -174,6 +188,11 @@ static void task_done(weft__task_t *t, int state, int code, char *msg, weft_valu
     t->wait_kind = WEFT__W_NONE;
     t->cancel_wait = NULL;
     unlink_task(l, t);
+    if (WEFT__UNLIKELY(t->shutdown_cancel) && state == WEFT__F_EXCEPTION) {
+        /* asyncio.run's _cancel_all_tasks: an error other than the cancellation */
+        weft__report(l, "unhandled exception during weft_run() shutdown", code, msg, &t->fut);
+        t->fut.retrieved = 1;
+    }
     weft__future_complete(&t->fut, state, code, msg, v);
     if (t->cf)
         weft__cfuture_task_done(t);
@@ -228,6 +247,22 @@ static void task_retire(weft__task_t *t)
     weft_future_release(&t->fut);
 }
 
+/* Overflow check for a stack without a guard page (slab stacks, beyond the
+ * guard budget): the saved stack pointer at every switch, and the zeroed red
+ * zone at the bottom every 16th switch and at the end (reading it costs a cold
+ * cache line). Guarded stacks need neither: the guard page faults at once. */
+static void check_slab_stack(weft__task_t *t)
+{
+    uintptr_t sp = weft__ctx_sp(&t->coro.ctx);
+    bool bad = t->state != WEFT_TASK_DONE && sp && sp < (uintptr_t)t->stack->lo + WEFT__REDZONE;
+    if (!bad && (++t->nswitch >= 16 || t->state == WEFT_TASK_DONE)) {
+        t->nswitch = 0;
+        bad = !weft__stack_redzone_ok(t->stack);
+    }
+    if (WEFT__UNLIKELY(bad))
+        weft__stack_overflow(weft_task_get_name(&t->fut), t->stack->size);
+}
+
 /* Run one step of @t from whatever is running now (the scheduler, or the
  * creator of an eager task), and come back here when it suspends or ends. */
 static void task_resume(weft__task_t *t)
@@ -271,8 +306,8 @@ static void task_resume(weft__task_t *t)
     l->current = prev;
     if (WEFT__UNLIKELY(l->debug))
         weft__debug_step_end(l, t, t0);
-    if (WEFT__UNLIKELY(t->stack && !weft__stack_redzone_ok(t->stack)))
-        weft__stack_overflow(weft_task_get_name(&t->fut), t->stack->size);
+    if (t->stack && !t->stack->guard)
+        check_slab_stack(t);
     if (t->state == WEFT_TASK_DONE)
         task_retire(t);
 }
@@ -329,7 +364,17 @@ void weft__task_wake(weft__task_t *t, int status)
 void weft__task_abandon(weft__task_t *t)
 {
     weft_loop_t *l = t->fut.loop;
-    weft__report(NULL, "Task was destroyed but it is pending!", 0, NULL, &t->fut);
+    weft__report(l, "Task was destroyed but it is pending!", 0, NULL, &t->fut);
+    /* a task waiting in a lock, queue, ... leaves the waiter list (its record
+     * lives on the stack about to go); the loop is closed, so it is not woken */
+    if (t->state == WEFT_TASK_SUSPENDED && t->wait_kind == WEFT__W_SYNC && t->cancel_wait)
+        t->cancel_wait(t, NULL);
+    if (t->state == WEFT_TASK_SUSPENDED && t->wait_kind == WEFT__W_FUTURE && t->wait_obj) {
+        /* the weft_await frame never resumes: drop its waiter entry and reference */
+        weft__future_remove_waiter(t->wait_obj, t);
+        weft_future_release(t->wait_obj);
+        t->wait_obj = NULL;
+    }
     t->state = WEFT_TASK_DONE;
     unlink_task(l, t);
     t->fut.state = WEFT__F_CANCELLED;
@@ -375,7 +420,14 @@ int weft_await(weft_future_t *f, weft_value_t *out)
         }
         if (!weft_future_done(f))
             weft__future_remove_waiter(f, t);
+        if (rc == WEFT_ECANCELED && weft_future_cancelled(f))
+            weft__task_set_error(t, rc, weft__strdup(f->msg));   /* asyncio: the future's CancelledError wins */
         if (rc < 0) {
+            /* cancelled after f completed, before we resumed: asyncio's
+             * __wakeup called f.result() first, so f's exception counts as
+             * retrieved even though the task sees the cancellation */
+            if (weft_future_done(f) && !weft_future_cancelled(f))
+                weft_future_exception(f, NULL, NULL);
             weft_future_release(f);
             return rc;
         }

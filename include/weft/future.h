@@ -2,8 +2,12 @@
  * @file weft/future.h
  * @brief Futures (asyncio.Future) and the one await call shared by futures and tasks.
  *
- * A future belongs to one loop; create, complete, inspect and await it on that
- * loop's thread. Futures are reference counted: weft_future_new() and
+ * A future belongs to one loop (weft_future_new on that loop's thread). Its state
+ * changes under a small lock, so in a multi-loop runtime a task on any loop may
+ * await it, and any thread may complete a plain future (set_result,
+ * set_exception, cancel); each done callback runs on the loop that registered
+ * it (the future's loop when registered from a plain thread), and an awaiting
+ * task resumes on its own loop. Futures are reference counted: weft_future_new() and
  * weft_create_task() give the caller one reference, released with
  * weft_future_release(). A task is a future (weft_task_t is the same type), so
  * every function here works on tasks, except set_result/set_exception.
@@ -36,7 +40,7 @@ WEFT_API void weft_future_release(weft_future_t *f);
 /** Mark done with a result; schedules the done callbacks. On success the
  *  future owns @p v (its dtor); on failure the caller still does.
  *  @return 0, WEFT_EINVAL, WEFT_EINVALSTATE (already done), WEFT_ENOTTASK
- *  (tasks refuse it), WEFT_ECLOSED, WEFT_EWRONGLOOP. */
+ *  (tasks refuse it), WEFT_ECLOSED. Any thread. */
 WEFT_API int weft_future_set_result(weft_future_t *f, weft_value_t v);
 
 /** Mark done with an error @p code (negative) and an optional printf-style
