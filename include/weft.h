@@ -19,5 +19,12 @@
 #include "weft/task.h"
 #include "weft/runtime.h"
 #include "weft/debug.h"
+#include "weft/combinators.h"
+#include "weft/timeout.h"
+#include "weft/taskgroup.h"
+#include "weft/contextvar.h"
+#include "weft/sync.h"
+#include "weft/queue.h"
+#include "weft/stream.h"
 
 #endif
