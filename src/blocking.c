@@ -17,6 +17,7 @@ typedef struct job {
     weft__task_t *task;       /* reference held until the completion message ran */
     unsigned int refs;        /* awaiter + pool */
     bool abandoned;           /* the awaiter stopped waiting (loop thread only) */
+    weft_context_t *ctx;      /* the caller's context variables (asyncio.to_thread copies them) */
 } job_t;
 
 struct weft_executor {
@@ -55,6 +56,15 @@ static void msg_job_done(weft_loop_t *l, weft__msg_t *m)
     job_release(j);
 }
 
+static int run_job(void *arg)
+{
+    job_t *j = arg;
+    weft_value_t v = { .p = NULL };
+    j->rc = j->fn(j->arg, &v);
+    j->value = v;
+    return 0;
+}
+
 static void pool_thread(void *arg)
 {
     weft_executor_t *ex = arg;
@@ -72,9 +82,11 @@ static void pool_thread(void *arg)
         if (!ex->head)
             ex->tail = NULL;
         uv_mutex_unlock(&ex->mu);
-        weft_value_t v = { .p = NULL };
-        j->rc = j->fn(j->arg, &v);
-        j->value = v;
+        if (j->ctx)
+            weft_context_run(j->ctx, run_job, j);   /* contextvars read in fn see the caller's values */
+        else
+            run_job(j);
+        weft_value_t v = j->value;
         weft__msg_t *m = weft__msg_new(msg_job_done);
         m->a = j;
         if (!m || weft__loop_post(j->task->fut.loop, m) < 0) {
@@ -163,11 +175,13 @@ int weft_run_in_executor(weft_executor_t *ex, weft_blocking_fn fn, void *arg, we
     j->arg = arg;
     j->task = t;
     j->refs = 2;
+    j->ctx = weft_context_current() ? weft_context_copy() : NULL;
     weft_future_retain(&t->fut);
     uv_mutex_lock(&ex->mu);
     if (ex->shutdown) {
         uv_mutex_unlock(&ex->mu);
         weft_future_release(&t->fut);
+        weft_context_release(j->ctx);
         free(j);
         return WEFT_ESHUTDOWN;
     }

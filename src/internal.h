@@ -290,6 +290,7 @@ void weft__task_wake(weft__task_t *t, int status);
 void weft__task_set_error(weft__task_t *t, int code, char *msg);
 int weft__task_alloc(weft_loop_t *loop, weft_coro_fn fn, void *arg, const weft_task_opts_t *opts, weft__task_t **out);
 int weft__task_cancel_remote(weft__task_t *t, const char *msg);
+void weft__task_cache_free(weft_loop_t *l);
 /* Destroy a task that never finished (loop close). */
 void weft__task_abandon(weft__task_t *t);
 
@@ -395,6 +396,8 @@ struct weft_loop {
     weft_loop_stats_t stats;
     uint64_t park_t0;
     uint64_t born, died;            /* runtime live-task accounting (owner writes, anyone reads) */
+    struct weft__task *task_cache;  /* freed task structs kept for reuse (owner only) */
+    size_t ntask_cache;
     uint8_t eager_factory;          /* atomic: weft_loop_set_eager_task_factory (comb.c) */
     /* debug mode (debug.c) */
     bool debug;

@@ -703,6 +703,7 @@ int weft_loop_close(weft_loop_t *loop)
     /* the handle chunks stay until the loop's memory goes (weft__loop_release),
      * so cancelling a handle after close is a harmless no-op */
     weft__stack_pool_destroy(&loop->stacks);
+    weft__task_cache_free(loop);
     weft__thread_t *ts = weft__thread();
     if (ts->current == loop)
         ts->current = NULL;

@@ -27,7 +27,7 @@
 #define MAP_STACK 0
 #endif
 
-#define WEFT__POOL_CAP 1024       /* free stacks kept per class before giving memory back */
+#define WEFT__POOL_CAP 262144     /* free stacks kept mapped per size while the loop is busy (trimmed when idle) */
 #define WEFT__SLAB_BYTES ((size_t)16 << 20)
 
 static size_t page_size_v;

@@ -28,6 +28,44 @@ static void task_step_dispatch(weft__handle_t *h);
 static void task_timer_dispatch(weft__handle_t *h);
 static void task_resume(weft__task_t *t);
 
+#define WEFT__TASK_CACHE 65536   /* task structs a loop keeps for reuse */
+
+/* Task structs are recycled through the running loop's cache: no malloc/free
+ * (and no heap trimming with its TLB shoot-downs) per task on the hot path. */
+static weft__task_t *task_mem_alloc(void)
+{
+    weft_loop_t *cur = weft__thread()->running;
+    if (cur && cur->task_cache) {
+        weft__task_t *t = cur->task_cache;
+        cur->task_cache = t->nextt;
+        cur->ntask_cache--;
+        return t;
+    }
+    return malloc(sizeof(weft__task_t));
+}
+
+static void task_mem_free(weft__task_t *t)
+{
+    weft_loop_t *cur = weft__thread()->running;
+    if (cur && cur->ntask_cache < WEFT__TASK_CACHE && !(ck_pr_load_uint(&cur->flags) & WEFT__L_CLOSED)) {
+        t->nextt = cur->task_cache;
+        cur->task_cache = t;
+        cur->ntask_cache++;
+        return;
+    }
+    free(t);
+}
+
+void weft__task_cache_free(weft_loop_t *l)
+{
+    while (l->task_cache) {
+        weft__task_t *t = l->task_cache;
+        l->task_cache = t->nextt;
+        free(t);
+    }
+    l->ntask_cache = 0;
+}
+
 void weft__task_free(weft__task_t *t)
 {
     free(t->site);
@@ -35,7 +73,7 @@ void weft__task_free(weft__task_t *t)
     free(t->err_msg);
     free(t->name);
     weft_context_release(t->ctx);
-    free(t);
+    task_mem_free(t);
 }
 
 static void link_task(weft_loop_t *l, weft__task_t *t)
@@ -75,7 +113,7 @@ int weft__task_alloc(weft_loop_t *loop, weft_coro_fn fn, void *arg, const weft_t
     size_t ss = opts && opts->stack_size ? opts->stack_size : WEFT_DEFAULT_STACK_SIZE;
     if (ss < WEFT_MIN_STACK_SIZE || ss > ((size_t)1 << 30))
         return WEFT_EINVAL;
-    weft__task_t *t = malloc(sizeof *t);
+    weft__task_t *t = task_mem_alloc();
     if (!t)
         return WEFT_ENOMEM;
     memset((char *)t + sizeof t->fut, 0, sizeof *t - sizeof t->fut);

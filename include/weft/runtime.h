@@ -138,7 +138,8 @@ typedef struct weft_cfuture weft_cfuture_t;
  * (asyncio.run_coroutine_threadsafe). The task runs on @p loop if given, else
  * anywhere in @p rt (through the injection queue). *out receives a concurrent
  * future (release with weft_cfuture_release). @return 0, WEFT_EINVAL,
- * WEFT_ENOMEM, WEFT_ECLOSED (runtime shut down / loop closed).
+ * WEFT_ENOMEM, WEFT_ECLOSED (runtime shut down / loop closed). The task runs
+ * in a copy of the submitter's context variables (empty from a plain thread).
  */
 WEFT_API int weft_run_coroutine_threadsafe(weft_runtime_t *rt, weft_loop_t *loop, weft_coro_fn fn, void *arg,
                                            const weft_task_opts_t *opts, weft_cfuture_t **out);
@@ -196,7 +197,8 @@ WEFT_API void weft_executor_free(weft_executor_t *ex);
 
 /**
  * Run fn(arg) on @p ex (NULL = the runtime's or the process's default pool)
- * and await its outcome from the current task (loop.run_in_executor). If the
+ * and await its outcome from the current task (loop.run_in_executor). fn runs
+ * in a copy of the caller's context variables (asyncio.to_thread). If the
  * awaiting task is cancelled, it gets WEFT_ECANCELED at once while the call
  * finishes in its thread and its result is dropped (dtor called).
  * @return fn's status, WEFT_ECANCELED, WEFT_ENOTCORO, WEFT_EINVAL, WEFT_ENOMEM,
