@@ -1,29 +1,12 @@
 /* weft_barrier_t: CPython's test_locks.py BarrierTests (index, abort, reset,
  * broken), plus a cross-loop case. Every test is bounded by alarm(). */
 #include "check.h"
+#include "sync_util.h"
 #include "weft.h"
 
 #include <unistd.h>
 
 /* ---- helpers -------------------------------------------------------------------- */
-static void run_loop(weft_coro_fn fn, void *arg)
-{
-    weft_loop_t *loop;
-    CHECK_EQ(weft_loop_new(&loop), 0);
-    weft_task_t *t;
-    CHECK_EQ(weft_loop_create_task(loop, &t, fn, arg, NULL), 0);
-    CHECK_EQ(weft_loop_run_until_complete(loop, t, NULL), 0);
-    weft_task_release(t);
-    CHECK_EQ(weft_loop_free(loop), 0);
-}
-
-static weft_task_t *spawn(weft_coro_fn fn, void *arg)
-{
-    weft_task_t *t;
-    CHECK_EQ(weft_create_task(&t, fn, arg, NULL), 0);
-    return t;
-}
-
 /* CPython's gather_tasks(n, coro): n tasks, all awaited; results in res[] */
 static int64_t res[16];
 static int rcs[16];

@@ -3,51 +3,13 @@
  * run_until_complete and check asyncio's exact order; cross-loop ones run on
  * a 2-worker runtime. Every test is bounded by an alarm() watchdog. */
 #include "check.h"
+#include "sync_util.h"
 #include "weft.h"
 
 #include <pthread.h>
 #include <unistd.h>
 
 /* ---- helpers -------------------------------------------------------------------- */
-static void run_loop(weft_coro_fn fn, void *arg)
-{
-    weft_loop_t *loop;
-    CHECK_EQ(weft_loop_new(&loop), 0);
-    weft_task_t *t;
-    CHECK_EQ(weft_loop_create_task(loop, &t, fn, arg, NULL), 0);
-    CHECK_EQ(weft_loop_run_until_complete(loop, t, NULL), 0);
-    weft_task_release(t);
-    CHECK_EQ(weft_loop_free(loop), 0);
-}
-
-static void run_rt(int workers, weft_coro_fn fn, void *arg)
-{
-    weft_runtime_t *rt;
-    CHECK_EQ(weft_runtime_new(&(weft_runtime_opts_t){ .workers = workers }, &rt), 0);
-    CHECK_EQ(weft_runtime_run(rt, fn, arg, NULL, NULL), 0);
-    CHECK_EQ(weft_runtime_free(rt), 0);
-}
-
-static weft_task_t *spawn(weft_coro_fn fn, void *arg)
-{
-    weft_task_t *t;
-    CHECK_EQ(weft_create_task(&t, fn, arg, NULL), 0);
-    return t;
-}
-
-static int await_release(weft_task_t *t)
-{
-    int rc = weft_await(t, NULL);
-    weft_task_release(t);
-    return rc;
-}
-
-static int cancel_cb(void *arg)
-{
-    weft_task_cancel(arg, NULL);
-    return 0;
-}
-
 static weft_lock_t *L;
 static int res[64];
 static int nres;
