@@ -36,6 +36,7 @@ static void job_release(job_t *j)
     ck_pr_dec_uint_zero(&j->refs, &zero);
     if (zero) {
         WEFT__TSAN_ACQUIRE(j);
+        weft_context_release(j->ctx);
         free(j);
     }
 }
