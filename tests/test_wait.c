@@ -49,7 +49,7 @@ static int wait_main(void *arg, weft_value_t *out)
     CHECK(contains(done, nd, a) && contains(done, nd, b));
     t0 = now();
     CHECK_EQ(weft_wait(fs, 2, WEFT_NO_TIMEOUT, WEFT_ALL_COMPLETED, done, &nd, pending, &np), 0);
-    CHECK(now() - t0 < 0.01);
+    CHECK(now() - t0 < 0.5);   /* all done already: returns without waiting (generous for loaded CI) */
     CHECK_EQ(nd, 2);
     weft_task_release(a);
     weft_task_release(b);
@@ -210,14 +210,14 @@ static int wait_timeout_main(void *arg, weft_value_t *out)
 {
     (void)arg;
     (void)out;
-    job_t ja = { .delay = 0.01 }, jb = { .delay = 0.08 };
+    job_t ja = { .delay = 0.01 }, jb = { .delay = 0.6 };
     weft_task_t *a = spawn(job_fn, &ja), *b = spawn(job_fn, &jb);
     weft_future_t *fs[] = { b, a }, *done[2], *pending[2];
     size_t nd, np;
     double t0 = now();
     CHECK_EQ(weft_wait(fs, 2, 0.03, WEFT_ALL_COMPLETED, done, &nd, pending, &np), 0);
     double dt = now() - t0;
-    CHECK(dt >= 0.025 && dt < 0.07);
+    CHECK(dt >= 0.025 && dt < 0.5);   /* the timeout, not b's end */
     CHECK_EQ(nd, 1);
     CHECK(done[0] == a);
     CHECK_EQ(np, 1);
@@ -714,7 +714,7 @@ static int ac_timeout_main(void *arg, weft_value_t *out)
 {
     (void)arg;
     (void)out;
-    job_t ja = { .delay = 0.01, .value = 'a' }, jb = { .delay = 0.08, .value = 'b' };
+    job_t ja = { .delay = 0.01, .value = 'a' }, jb = { .delay = 0.6, .value = 'b' };
     weft_task_t *a = spawn(job_fn, &ja), *b = spawn(job_fn, &jb);
     weft_future_t *fs[] = { a, b };
     weft_as_completed_t *it;
@@ -726,7 +726,7 @@ static int ac_timeout_main(void *arg, weft_value_t *out)
     weft_future_t *which = (weft_future_t *)1;
     CHECK_EQ(weft_as_completed_next(it, &v, &which), WEFT_ETIMEDOUT);
     CHECK(which == NULL);
-    CHECK(now() - t0 < 0.06);
+    CHECK(now() - t0 < 0.5);   /* the deadline, not b's end */
     CHECK_EQ(weft_as_completed_remaining(it), 0);
     weft_as_completed_free(it);
     CHECK(!weft_future_cancelled(b));
