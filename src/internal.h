@@ -244,8 +244,6 @@ typedef struct weft__task {
     uint8_t state;                  /* weft_task_state_t */
     uint8_t must_cancel;
     uint8_t wait_kind;
-    uint8_t named;
-    uint8_t stealable;
     uint8_t shutdown_cancel;        /* cancelled by the runtime's shutdown */
     uint8_t nswitch;                /* switches since the last full red-zone check */
     ck_stack_entry_t inj_entry;     /* link in the runtime's injection queue */
@@ -262,7 +260,6 @@ typedef struct weft__task {
     char *name;
     uint64_t id;
     struct weft__task *prev, *nextt; /* loop's list of live tasks */
-    weft_value_t result;
     struct weft_context *ctx;       /* the context the task runs in (contextvar.c); owned */
     struct weft__dbg_site *site;    /* creation backtrace (debug mode) */
 } weft__task_t;
@@ -383,7 +380,6 @@ struct weft_loop {
     void *eh_ud;
     ck_stack_t inbox;
     uv_thread_t owner;
-    bool has_owner;
     /* runtime worker state (NULL rt for a standalone loop) */
     struct weft_runtime *rt;
     int widx;

@@ -108,7 +108,6 @@ int weft_loop_new(weft_loop_t **out)
     ck_stack_init(&l->inbox);
     weft__stack_pool_init(&l->stacks);
     l->owner = uv_thread_self();
-    l->has_owner = true;
     weft__debug_loop_init(l);
     *out = l;
     return 0;
@@ -519,19 +518,6 @@ int weft__loop_run_worker(weft_loop_t *l)
     uint64_t now = uv_hrtime();
     l->stats.busy_ns += now - l->park_t0;
     run_end(l);
-    return 0;
-}
-
-/* Used by weft_run's shutdown: iterate until no task of the loop is left. */
-int weft__loop_run_until_no_tasks(weft_loop_t *loop)
-{
-    int rc = run_check(loop);
-    if (rc < 0)
-        return rc;
-    run_begin(loop);
-    while (loop->ntasks)
-        run_once(loop);
-    run_end(loop);
     return 0;
 }
 

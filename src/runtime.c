@@ -171,9 +171,8 @@ static bool inj_empty(weft_runtime_t *rt) { return weft__inbox_empty(&rt->inj); 
 
 /* ---- queueing stealable work on a loop ------------------------------------------- */
 
-/* A token in the ready FIFO starts the oldest never-run task this loop still
- * holds: from newq (stealable), else from the backlog (newq was full). Every
- * queued task has one token, so thefts only make some tokens no-ops. */
+/* The backlog: never-run tasks beyond a full newq, a FIFO linked through
+ * their step handles (owner only). */
 static weft__task_t *backlog_pop(weft_loop_t *l)
 {
     weft__task_t *b = l->backlog;
@@ -238,8 +237,9 @@ static int queue_local(weft_loop_t *l, weft__task_t *t, bool stealable)
     h->u.ptr = NULL;
     if (!stealable) {
         h->u.ptr = t;
-    } else if (!l->backlog && (WEFT__TSAN_RELEASE(t), ck_ring_enqueue_spmc(&l->newq, l->newq_buf, t))) {
-        /* in newq */
+    } else if (!l->backlog && ck_ring_size(&l->newq) < WEFT__NEWQ_SIZE - 1) {
+        WEFT__TSAN_RELEASE(t);
+        ck_ring_enqueue_spmc(&l->newq, l->newq_buf, t);   /* room checked: only we push */
     } else {
         t->step.next = NULL;
         if (l->backlog_tail)
@@ -627,11 +627,9 @@ int weft_runtime_free(weft_runtime_t *rt)
         void *p;
         while (ck_ring_dequeue_spmc(&l->newq, l->newq_buf, &p))
             weft_future_release(p);
-        while (l->backlog) {
-            weft__task_t *b = l->backlog;
-            l->backlog = b->step.next ? WEFT__CONTAINER(b->step.next, weft__task_t, step) : NULL;
+        weft__task_t *b;
+        while ((b = backlog_pop(l)))
             weft_future_release(&b->fut);
-        }
         free(l->newq_buf);
         l->newq_buf = NULL;
         l->rt = NULL;
