@@ -2,7 +2,8 @@
  * raw context switch, create+await of a task, sleep(0) yield, future
  * set+wake, RSS per suspended task at 100k tasks. One loop (weft_loop_new),
  * median of 5 runs. */
-#include "internal.h"
+#include "core/task.h"
+#include "weft.h"
 
 #include <stdio.h>
 #include <unistd.h>

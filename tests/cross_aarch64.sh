@@ -28,7 +28,7 @@ run() {
     extra=$2
     shift 2
     # shellcheck disable=SC2086
-    if ! "$CC" $flags $extra "$root/tests/test_ctx.c" "$root/src/ctx.c" "$@" -lm -o "$out/$name"; then
+    if ! "$CC" $flags $extra "$root/tests/test_ctx.c" "$root/src/core/ctx.c" "$@" -lm -o "$out/$name"; then
         echo "FAIL build $name" >&2
         fails=$((fails + 1))
         return 0
@@ -41,9 +41,9 @@ run() {
     fi
 }
 
-run test_ctx_asm_O2 "-O2" "$root/src/ctx_aarch64.S"
-run test_ctx_asm_O0 "-O0" "$root/src/ctx_aarch64.S"
-run test_ctx_ucontext_O2 "-O2 -DWEFT_CTX_UCONTEXT" "$root/src/ctx_ucontext.c"
+run test_ctx_asm_O2 "-O2" "$root/src/core/ctx_aarch64.S"
+run test_ctx_asm_O0 "-O0" "$root/src/core/ctx_aarch64.S"
+run test_ctx_ucontext_O2 "-O2 -DWEFT_CTX_UCONTEXT" "$root/src/core/ctx_ucontext.c"
 
 if [ "$fails" -ne 0 ]; then
     echo "cross_aarch64: $fails failure(s)" >&2

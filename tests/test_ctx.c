@@ -1,9 +1,9 @@
-/* Standalone test of the internal machine-context API (src/ctx.h).
+/* Standalone test of the internal machine-context API (src/core/ctx.h).
  *
- * Build with src/ctx.c plus one switch implementation:
- *   cc -std=c17 -O2 -Isrc tests/test_ctx.c src/ctx.c src/ctx_x86_64.S -lm
- *   cc -std=c17 -O2 -Isrc tests/test_ctx.c src/ctx.c src/ctx_aarch64.S -lm
- *   cc -std=c17 -O2 -Isrc -DWEFT_CTX_UCONTEXT tests/test_ctx.c src/ctx_ucontext.c -lm
+ * Build with src/core/ctx.c plus one switch implementation:
+ *   cc -std=c17 -O2 -Isrc tests/test_ctx.c src/core/ctx.c src/core/ctx_x86_64.S -lm
+ *   cc -std=c17 -O2 -Isrc tests/test_ctx.c src/core/ctx.c src/core/ctx_aarch64.S -lm
+ *   cc -std=c17 -O2 -Isrc -DWEFT_CTX_UCONTEXT tests/test_ctx.c src/core/ctx_ucontext.c -lm
  * (ctx.c compiles to nothing with WEFT_CTX_UCONTEXT, so it may be linked too.)
  *
  * Under AddressSanitizer run with ASAN_OPTIONS=detect_stack_use_after_return=0:
@@ -12,7 +12,7 @@
  *
  * Exit status 0 on success; on the first failed check a message is printed
  * and the process exits with status 1 (also from inside a coroutine). */
-#include "ctx.h"
+#include "core/ctx.h"
 
 #include <fenv.h>
 #include <stdint.h>

@@ -3,7 +3,8 @@
  * test_asyncio/test_base_events.py (test_slow_callback_duration / debug
  * checks) and test_tasks.py (test_task_repr, never-retrieved). */
 #include "check.h"
-#include "internal.h"
+#include "core/task.h"
+#include "weft.h"
 
 #include <signal.h>
 #include <unistd.h>

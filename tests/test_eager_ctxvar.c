@@ -4,7 +4,6 @@
  * test_context_*, Lib/test/test_context.py) and the checklist items E1-E6 of
  * asyncio_semantics.md §3. */
 #include "comb_util.h"
-#include "internal.h"   /* WEFT__TASK_HAS_CTX / WEFT__LOOP_HAS_EAGER_FACTORY: core hooks present */
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -329,7 +328,6 @@ TEST(test_recursive_gather)
     return 0;
 }
 
-#if defined(WEFT__LOOP_HAS_EAGER_FACTORY)
 /* E2 via the factory and plain create_task (needs the core hook) */
 TEST(test_factory_plain_create_task)
 {
@@ -343,7 +341,6 @@ TEST(test_factory_plain_create_task)
     CHECK_EQ(weft_loop_set_eager_task_factory(l, false), 0);
     return 0;
 }
-#endif
 
 /* ================================ context variables ================================ */
 
@@ -704,7 +701,6 @@ static void test_context_per_thread(void)
     weft_contextvar_free(cvar);
 }
 
-#if defined(WEFT__TASK_HAS_CTX)
 /* With the core hook: plain weft_create_task copies the creator's context too */
 static int plain_child(void *arg, weft_value_t *out)
 {
@@ -733,7 +729,6 @@ static void test_plain_create_task_inherits(void)
     CHECK_STR(cget(), "dflt");
     weft_contextvar_free(cvar);
 }
-#endif
 
 int main(int argc, char **argv)
 {
@@ -748,9 +743,7 @@ int main(int argc, char **argv)
     RUN(test_eager_loop_not_running);
     RUN(test_recursive_taskgroups);
     RUN(test_recursive_gather);
-#if defined(WEFT__LOOP_HAS_EAGER_FACTORY)
     RUN(test_factory_plain_create_task);
-#endif
     RUN(test_contextvar_basics);
     RUN(test_context_run);
     RUN(test_context_many_vars);
@@ -760,8 +753,6 @@ int main(int argc, char **argv)
     RUN(test_context_4);
     RUN(test_eager_context_vars);
     RUN(test_context_per_thread);
-#if defined(WEFT__TASK_HAS_CTX)
     RUN(test_plain_create_task_inherits);
-#endif
     return 0;
 }

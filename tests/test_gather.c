@@ -2,7 +2,6 @@
  * CPython 3.12 case it derives from (Lib/test/test_asyncio/test_tasks.py)
  * or the checklist item of asyncio_semantics.md §5 (G1-G8). */
 #include "comb_util.h"
-#include "internal.h"   /* WEFT__FUTURE_HAS_CANCEL_HOOK: the core's per-future cancel hook */
 
 #include <stdlib.h>
 
@@ -703,16 +702,11 @@ static int plain_cancel_main(void *arg, weft_value_t *out)
     CHECK_EQ(weft_gather_future(aws, 1, NULL, &outer), 0);
     settle(1);
     CHECK_EQ(weft_future_cancel(outer, "plain"), 1);
-#if defined(WEFT__FUTURE_HAS_CANCEL_HOOK)
     CHECK(!weft_future_done(outer));
     settle(3);
     CHECK(weft_future_done(outer) && !weft_future_cancelled(outer));
     CHECK_EQ(weft_future_result(outer, NULL), WEFT_ECANCELED);
     CHECK_STR(weft_future_message(outer), "plain");
-#else
-    CHECK(weft_future_cancelled(outer));
-    settle(3);
-#endif
     CHECK_EQ(a.cancelled, 1);
     weft_future_release(outer);
     return 0;

@@ -2,7 +2,8 @@
  * run_coroutine_threadsafe, to_thread, shutdown, idle CPU. Counts are checked
  * exactly; every test is bounded by a watchdog alarm. */
 #include "check.h"
-#include "internal.h"
+#include "core/task.h"
+#include "weft.h"
 
 #include <pthread.h>
 #include <sys/resource.h>

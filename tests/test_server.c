@@ -5,7 +5,8 @@
  * runtime shut down under an open server. Loopback only; bounded by a
  * watchdog alarm and by request counts. */
 #include "check.h"
-#include "internal.h"
+#include "core/task.h"
+#include "weft.h"
 
 #include <sys/resource.h>
 #include <unistd.h>

@@ -1,10 +1,11 @@
 /* Task stacks: overflow detection (guard pages and the red zone of slab
  * stacks), one million concurrently suspended tasks, and stack pooling.
- * White-box: uses src/internal.h (weft__task_t, weft__stack_pool_t and the
+ * White-box: uses the core's internal headers (weft__task_t, weft__stack_pool_t and the
  * weft__overflow_hook test hook). */
 #include "check.h"
 
-#include "internal.h"
+#include "core/task.h"
+#include "weft.h"
 
 #include <signal.h>
 #include <stdint.h>

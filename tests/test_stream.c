@@ -4,7 +4,8 @@
  * name resolution. Loopback only; every test is bounded by a watchdog alarm
  * and by its byte and request counts. */
 #include "check.h"
-#include "internal.h"
+#include "core/task.h"
+#include "weft.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>

@@ -2,7 +2,8 @@
  * case it derives from (Lib/test/test_asyncio/test_tasks.py, test_waitfor.py)
  * or the checklist item of asyncio_semantics.md (W*, WF*, AC*, S*). */
 #include "comb_util.h"
-#include "internal.h"   /* to look at a future's callback list */
+#include "core/task.h"
+#include "weft.h"   /* to look at a future's callback list */
 
 #include <math.h>
 

@@ -1,0 +1,13 @@
+/* Context variables' hook for task creation (contextvar.c). Not installed. */
+#ifndef WEFT_SRC_CONTEXT_H
+#define WEFT_SRC_CONTEXT_H
+
+#include "weft/contextvar.h"
+
+/* The context a task being created runs in: the one given to
+ * weft_create_task_in_context, else a copy of the current context (a new
+ * reference; NULL for an empty context). Released with
+ * weft_context_release. Called by the core when it creates a task. */
+struct weft_context *weft__context_for_new_task(void);
+
+#endif

@@ -1,0 +1,164 @@
+/* The event loop's internals: handles, the ready queue, the timer heap, the
+ * thread state, messages between threads, and struct weft_loop itself
+ * (loop.c, timer.c). By design the loop knows tasks (it runs their steps), the
+ * scheduler's hooks (a worker loop asks the runtime for work before it parks)
+ * and debug mode's hooks; see docs/ARCHITECTURE.md. Not installed. */
+#ifndef WEFT_SRC_LOOP_H
+#define WEFT_SRC_LOOP_H
+
+#include "base/base.h"
+#include "base/inbox.h"
+#include "core/coro.h"
+#include "core/stack.h"
+#include "weft/loop.h"
+#include "weft/runtime.h"
+
+#include <ck_ring.h>
+#include <ck_spinlock.h>
+#include <uv.h>
+
+/* ---- handles, ready queue, timers (loop.c, timer.c) ------------------------- */
+struct weft__task;
+typedef struct weft__handle weft__handle_t;
+typedef void (*weft__dispatch_fn)(weft__handle_t *h);
+
+enum {
+    WEFT__H_READY = 1,      /* linked in the ready queue */
+    WEFT__H_TIMER = 2,      /* in the timer heap */
+    WEFT__H_CANCELLED = 4,  /* skip when its turn comes */
+    WEFT__H_POOLED = 8,     /* a user handle from the loop's pool */
+};
+
+struct weft__handle {
+    weft__handle_t *next;
+    weft__dispatch_fn fn;
+    uint64_t when;          /* timer deadline, loop ns */
+    uint64_t seq;           /* FIFO among equal deadlines */
+    uint32_t heap_idx;
+    uint32_t flags;
+    uint64_t gen;           /* pooled handles: bumped on reuse */
+    weft_loop_t *loop;
+    union {
+        struct { weft_callback_t cb; void *arg; } user;
+        struct { weft_done_cb fn; void *arg; weft_future_t *fut; } done;
+        void *ptr;
+    } u;
+};
+
+typedef struct weft__ready {
+    weft__handle_t *head, *tail;
+    size_t count;
+} weft__ready_t;
+
+typedef struct weft__heap {
+    weft__handle_t **a;
+    uint32_t n, cap;
+} weft__heap_t;
+
+int weft__heap_push(weft__heap_t *h, weft__handle_t *x);
+void weft__heap_remove(weft__heap_t *h, weft__handle_t *x);
+weft__handle_t *weft__heap_pop(weft__heap_t *h);
+static inline weft__handle_t *weft__heap_top(const weft__heap_t *h) { return h->n ? h->a[0] : NULL; }
+void weft__heap_free(weft__heap_t *h);
+
+/* ---- threads and loops (loop.c) -------------------------------------------- */
+typedef struct weft__thread {
+    weft_loop_t *running;
+    weft_loop_t *current;
+    struct weft__task *task;            /* task executing now, NULL in the scheduler */
+    weft__coro_t *coro;            /* coroutine executing now */
+    weft__coro_t sched;            /* the thread's own stack */
+    weft__coro_t *switch_from;     /* ASan: who switched to us */
+    bool inited;
+} weft__thread_t;
+
+/* Thread state through an out-of-line accessor: never cache its result across
+ * a suspension point (see docs/ARCHITECTURE.md, "thread-locals"). */
+weft__thread_t *weft__thread(void);
+
+/* A message from another thread, run by the loop when it drains its inbox. */
+typedef struct weft__msg weft__msg_t;
+struct weft__msg {
+    ck_stack_entry_t entry;
+    void (*run)(weft_loop_t *l, weft__msg_t *m);   /* must free m */
+    weft_callback_t cb;
+    void *a;
+    void *b;
+    char *s;
+    int i;
+};
+/* Post @m to @l's inbox from any thread; wakes @l if it is parked. */
+int weft__loop_post(weft_loop_t *l, weft__msg_t *m);
+weft__msg_t *weft__msg_new(void (*run)(weft_loop_t *, weft__msg_t *));
+
+enum { WEFT__L_RUNNING = 1, WEFT__L_STOPPING = 2, WEFT__L_CLOSED = 4 };
+
+struct weft_loop {
+    uv_loop_t uv;
+    uv_timer_t uvtimer;
+    uv_async_t wake;
+    unsigned int flags;            /* WEFT__L_*, read by other threads with ck_pr */
+    unsigned int refs;             /* user + futures (atomic) */
+    unsigned int senders;          /* threads inside call_soon_threadsafe */
+    weft__ready_t ready;
+    weft__heap_t timers;
+    uint64_t timer_seq;
+    uint64_t armed_ms;             /* deadline the uv timer is armed for, UINT64_MAX = none */
+    uint64_t since_poll;           /* handles run since the last I/O poll */
+    weft__handle_t *hfree;         /* pooled user handles */
+    void **hchunks;
+    size_t nhchunks;
+    struct weft__task *tasks;           /* live (not done) tasks */
+    size_t ntasks;
+    struct weft__task *current;
+    weft__stack_pool_t stacks;
+    uint64_t last_trim;
+    weft_exception_handler_t eh;
+    void *eh_ud;
+    ck_stack_t inbox;
+    uv_thread_t owner;
+    /* runtime worker state (NULL rt for a standalone loop) */
+    struct weft_runtime *rt;
+    int widx;
+    unsigned int parked;            /* atomic: 1 while blocked in the poll */
+    unsigned int tick;
+    uint32_t rng;
+    ck_ring_t newq;                 /* never-run stealable tasks: owner pushes, anyone pops */
+    ck_ring_buffer_t *newq_buf;
+    struct weft__task *backlog, *backlog_tail;   /* never-run tasks beyond newq (owner only) */
+    weft_loop_stats_t stats;
+    uint64_t park_t0;
+    uint64_t born, died;            /* runtime live-task accounting (owner writes, anyone reads) */
+    struct weft__task *task_cache;  /* freed task structs kept for reuse (owner only) */
+    size_t ntask_cache;
+    uint8_t eager_factory;          /* atomic: weft_loop_set_eager_task_factory (comb.c) */
+    /* debug mode (debug.c) */
+    bool debug;
+    bool dbg_stepped;               /* the handle just run was a task step */
+    uint64_t slow_ns;
+    uint64_t dbg_step_start;        /* watchdog: when the running step began (0: none) */
+    uint64_t dbg_reported;          /* watchdog: step start already reported */
+    char dbg_name[64];              /* watchdog: name of the running task */
+    ck_spinlock_fas_t dbg_lock;
+    unsigned int dump_seen;
+};
+
+int weft__loop_check_at(const weft_loop_t *l, const char *fn);
+#define weft__loop_check(l) weft__loop_check_at((l), __func__)
+
+/* A runtime worker thread's whole life: run @l until the runtime shuts down. */
+int weft__loop_run_worker(weft_loop_t *l);
+void weft__ready_push(weft_loop_t *l, weft__handle_t *h);
+weft__handle_t *weft__handle_new(weft_loop_t *l);
+int weft__timer_start(weft_loop_t *l, weft__handle_t *h, uint64_t when_ns);
+void weft__timer_cancel(weft_loop_t *l, weft__handle_t *h);
+void weft__loop_retain(weft_loop_t *l);
+void weft__loop_release(weft_loop_t *l);
+bool weft__loop_on_thread(const weft_loop_t *l);
+/* True if work for @l may be queued directly from this thread: @l runs here, or
+ * it is not running and this thread owns it (setup code before run_forever). */
+bool weft__loop_is_local(const weft_loop_t *l);
+uint64_t weft__now_ns(void);
+void weft__report(weft_loop_t *l, const char *message, int code, const char *detail, weft_future_t *f);
+
+#endif

@@ -1,0 +1,373 @@
+/* Task stacks: pooled per loop, guard pages while the process's map budget
+ * allows, slabs with a checked red zone beyond it.
+ *
+ * Linux's default vm.max_map_count (65530) allows only ~32k separately guarded
+ * stacks (each is two mappings). weft hands out guarded stacks (mmap + a
+ * PROT_NONE page below) until WEFT_GUARD_BUDGET of them exist in the process
+ * (default 8192, environment variable WEFT_GUARD_BUDGET overrides), then carves
+ * stacks from slabs (one mapping for many stacks). Every stack keeps its lowest
+ * WEFT__REDZONE bytes zero; the scheduler checks them each time a task switches
+ * out, so an overflow on a slab stack is reported with the task's name at its
+ * next switch. A hit on a guard page is reported by a SIGSEGV handler running
+ * on an alternate signal stack. */
+#include "core/stack.h"
+#include "core/task.h"
+
+#include <pthread.h>
+#if defined(WEFT_ASAN)
+#include <sanitizer/asan_interface.h>
+#endif
+#include <signal.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#ifndef MAP_NORESERVE
+#define MAP_NORESERVE 0
+#endif
+#ifndef MAP_STACK
+#define MAP_STACK 0
+#endif
+
+#define WEFT__POOL_CAP 262144     /* free stacks kept mapped per size while the loop is busy (trimmed when idle) */
+#define WEFT__SLAB_BYTES ((size_t)16 << 20)
+
+static size_t page_size_v;
+static int guard_budget = -1;
+static int guarded_live;          /* atomic */
+
+size_t weft__page_size(void)
+{
+    size_t p = ck_pr_load_64((uint64_t *)&page_size_v);
+    if (!p) {
+        long v = sysconf(_SC_PAGESIZE);
+        p = v > 0 ? (size_t)v : 4096;
+        ck_pr_store_64((uint64_t *)&page_size_v, p);
+    }
+    return p;
+}
+
+static int budget(void)
+{
+    int b = ck_pr_load_int(&guard_budget);
+    if (b < 0) {
+        const char *e = getenv("WEFT_GUARD_BUDGET");
+        b = 8192;
+        if (e && *e) {
+            long v = strtol(e, NULL, 10);
+            if (v >= 0 && v < 1000000)
+                b = (int)v;
+        }
+        ck_pr_store_int(&guard_budget, b);
+    }
+    return b;
+}
+
+void weft__stack_pool_init(weft__stack_pool_t *p)
+{
+    memset(p, 0, sizeof *p);
+}
+
+static weft__stack_class_t *class_for(weft__stack_pool_t *p, size_t size)
+{
+    for (int i = 0; i < p->ncls; i++)
+        if (p->cls[i].size == size)
+            return &p->cls[i];
+    if (p->ncls == WEFT__STACK_CLASSES)
+        return NULL;
+    weft__stack_class_t *c = &p->cls[p->ncls++];
+    memset(c, 0, sizeof *c);
+    c->size = size;
+    return c;
+}
+
+static weft__stack_t *alloc_guarded(size_t size)
+{
+    size_t pg = weft__page_size();
+    if (ck_pr_faa_int(&guarded_live, 1) >= budget()) {
+        ck_pr_dec_int(&guarded_live);
+        return NULL;
+    }
+    weft__stack_t *s = malloc(sizeof *s);
+    if (!s)
+        goto fail;
+    size_t len = size + pg;
+    void *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+    if (m == MAP_FAILED)
+        goto fail_free;
+    if (mprotect(m, pg, PROT_NONE) != 0) {
+        munmap(m, len);
+        goto fail_free;
+    }
+    s->next = NULL;
+    s->guard = m;
+    s->lo = (char *)m + pg;
+    s->size = size;
+    s->map_len = len;
+    return s;
+fail_free:
+    free(s);
+fail:
+    ck_pr_dec_int(&guarded_live);
+    return NULL;
+}
+
+static weft__stack_t *alloc_slab(weft__stack_pool_t *p, weft__stack_class_t *c)
+{
+    if (c->slab_next == NULL || c->slab_next - c->size < c->slab_end) {
+        size_t n = WEFT__SLAB_BYTES / c->size;
+        if (n < 1)
+            n = 1;
+        if (n > 64)
+            n = 64;
+        weft__slab_t *sl = malloc(sizeof *sl);
+        if (!sl)
+            return NULL;
+        sl->len = n * c->size;
+        sl->base = mmap(NULL, sl->len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK,
+                        -1, 0);
+        if (sl->base == MAP_FAILED) {
+            free(sl);
+            return NULL;
+        }
+        sl->next = p->slabs;
+        p->slabs = sl;
+        c->slab_end = sl->base;
+        c->slab_next = (char *)sl->base + sl->len;   /* carve from the top down */
+    }
+    weft__stack_t *s = malloc(sizeof *s);
+    if (!s)
+        return NULL;
+    c->slab_next -= c->size;
+    s->next = NULL;
+    s->guard = NULL;
+    s->lo = c->slab_next;
+    s->size = c->size;
+    s->map_len = 0;
+    return s;
+}
+
+weft__stack_t *weft__stack_acquire(weft__stack_pool_t *p, size_t size)
+{
+    size_t pg = weft__page_size();
+    size = (size + pg - 1) & ~(pg - 1);
+    weft__stack_class_t *c = class_for(p, size);
+    weft__stack_t *s;
+    if (c && c->free) {
+        s = c->free;
+        c->free = s->next;
+        c->nfree--;
+        if (c->nfree < c->min_free)
+            c->min_free = c->nfree;
+        p->live++;
+        return s;
+    }
+    if (c && c->clean) {
+        s = c->clean;
+        c->clean = s->next;
+        p->live++;
+        return s;
+    }
+    s = alloc_guarded(size);
+    if (!s && c)
+        s = alloc_slab(p, c);
+    if (s)
+        p->live++;
+    return s;
+}
+
+static void stack_free_mapping(weft__stack_t *s)
+{
+    if (s->guard) {
+        munmap(s->guard, s->map_len);
+        ck_pr_dec_int(&guarded_live);
+    }
+    free(s);
+}
+
+/* Give one idle stack's memory back: unmap a guarded one, or drop the pages
+ * of a slab one and keep it on the clean list. */
+static void stack_give_back(weft__stack_class_t *c, weft__stack_t *s)
+{
+    if (s->guard) {
+        stack_free_mapping(s);
+        return;
+    }
+    madvise(s->lo, s->size, MADV_DONTNEED);
+    s->next = c->clean;
+    c->clean = s;
+}
+
+void weft__stack_release(weft__stack_pool_t *p, weft__stack_t *s)
+{
+#if defined(WEFT_ASAN)
+    /* frames that never returned leave poisoned shadow behind */
+    __asan_unpoison_memory_region(s->lo, s->size);
+#endif
+    weft__stack_class_t *c = class_for(p, s->size);
+    p->live--;
+    if (!c) {
+        stack_free_mapping(s);   /* an unusual size: guarded or nothing */
+        return;
+    }
+    if (c->nfree >= WEFT__POOL_CAP) {
+        stack_give_back(c, s);
+        return;
+    }
+    s->next = c->free;
+    c->free = s;
+    c->nfree++;
+}
+
+void weft__stack_pool_trim(weft__stack_pool_t *p, size_t keep)
+{
+    for (int i = 0; i < p->ncls; i++) {
+        weft__stack_class_t *c = &p->cls[i];
+        size_t idle = c->min_free > keep ? c->min_free - keep : 0;
+        while (idle-- && c->free) {
+            weft__stack_t *s = c->free;
+            c->free = s->next;
+            c->nfree--;
+            stack_give_back(c, s);
+        }
+        c->min_free = c->nfree;
+    }
+}
+
+void weft__stack_pool_destroy(weft__stack_pool_t *p)
+{
+    for (int i = 0; i < p->ncls; i++) {
+        weft__stack_t *s = p->cls[i].free;
+        while (s) {
+            weft__stack_t *n = s->next;
+            stack_free_mapping(s);
+            s = n;
+        }
+        p->cls[i].free = NULL;
+        s = p->cls[i].clean;
+        while (s) {
+            weft__stack_t *n = s->next;
+            stack_free_mapping(s);
+            s = n;
+        }
+        p->cls[i].clean = NULL;
+    }
+    weft__slab_t *sl = p->slabs;
+    while (sl) {
+        weft__slab_t *n = sl->next;
+        munmap(sl->base, sl->len);
+        free(sl);
+        sl = n;
+    }
+    p->slabs = NULL;
+    p->ncls = 0;
+}
+
+/* ---- overflow reporting --------------------------------------------------------- */
+
+void (*weft__overflow_hook)(const char *task_name, size_t stack_size);
+
+static void write_str(const char *s)
+{
+    size_t n = strlen(s);
+    while (n) {
+        ssize_t w = write(2, s, n);
+        if (w <= 0)
+            return;
+        s += w;
+        n -= (size_t)w;
+    }
+}
+
+static void write_size(size_t v)
+{
+    char buf[32];
+    int i = 31;
+    buf[i] = 0;
+    do {
+        buf[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v && i > 0);
+    write_str(buf + i);
+}
+
+/* async-signal-safe */
+void weft__stack_overflow(const char *name, size_t size)
+{
+    if (weft__overflow_hook) {
+        weft__overflow_hook(name, size);
+        return;
+    }
+    write_str("weft: stack overflow in task '");
+    write_str(name ? name : "?");
+    write_str("' (stack size ");
+    write_size(size);
+    write_str(" bytes); raise it with weft_task_opts_t.stack_size\n");
+    abort();
+}
+
+#if !defined(WEFT_ASAN)
+static struct sigaction old_segv;
+static pthread_once_t segv_once = PTHREAD_ONCE_INIT;
+static pthread_key_t alt_key;
+
+static void on_segv(int sig, siginfo_t *si, void *uctx)
+{
+    weft__thread_t *ts = weft__thread();
+    weft__task_t *t = ts->task;
+    char *addr = si->si_addr;
+    if (t && t->stack && t->stack->guard && addr >= t->stack->guard && addr < t->stack->lo + WEFT__REDZONE) {
+        weft__overflow_hook = NULL;   /* a guard hit cannot be survived */
+        weft__stack_overflow(weft_task_get_name(&t->fut), t->stack->size);
+    }
+    /* not ours: hand it to whoever was there before, or die the default way */
+    if ((old_segv.sa_flags & SA_SIGINFO) && old_segv.sa_sigaction) {
+        old_segv.sa_sigaction(sig, si, uctx);
+        return;
+    }
+    if (old_segv.sa_handler != SIG_DFL && old_segv.sa_handler != SIG_IGN && old_segv.sa_handler) {
+        old_segv.sa_handler(sig);
+        return;
+    }
+    signal(sig, SIG_DFL);   /* returning re-executes the access and dies normally */
+}
+
+static void free_alt(void *p)
+{
+    stack_t ss = { .ss_flags = SS_DISABLE };
+    sigaltstack(&ss, NULL);
+    munmap(p, SIGSTKSZ < 65536 ? 65536 : SIGSTKSZ);
+}
+
+static void install_segv(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = on_segv;
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGSEGV, &sa, &old_segv);
+    pthread_key_create(&alt_key, free_alt);
+}
+#endif
+
+void weft__stack_thread_init(void)
+{
+#if !defined(WEFT_ASAN)
+    pthread_once(&segv_once, install_segv);
+    if (pthread_getspecific(alt_key))
+        return;
+    stack_t cur;
+    if (sigaltstack(NULL, &cur) == 0 && !(cur.ss_flags & SS_DISABLE))
+        return;   /* the application has its own alternate stack */
+    size_t len = SIGSTKSZ < 65536 ? 65536 : SIGSTKSZ;
+    void *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED)
+        return;
+    stack_t ss = { .ss_sp = m, .ss_size = len, .ss_flags = 0 };
+    if (sigaltstack(&ss, NULL) != 0) {
+        munmap(m, len);
+        return;
+    }
+    pthread_setspecific(alt_key, m);
+#endif
+}

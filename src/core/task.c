@@ -1,0 +1,705 @@
+/* Tasks: a coroutine on its own stack plus the future it completes.
+ *
+ * Life of a task: NEW (queued, no stack) -> RUNNING (its stack is switched in)
+ * <-> SUSPENDED (waiting; its step handle is queued again by whoever wakes it)
+ * -> DONE. The stack is taken from the loop's pool at the first step and
+ * returned right after the last one. Cancellation follows asyncio 3.12: a cancel
+ * request either cancels what the task waits on (which wakes it with
+ * WEFT_ECANCELED) or sets must_cancel, delivered at the next resumption. */
+#include "core/context.h"
+#include "core/task.h"
+#include "debug/debug.h"
+#include "runtime/sched.h"
+
+#include <math.h>
+
+static uint64_t task_counter;   /* atomic: "Task-N" names, process-wide as in asyncio */
+
+/* Task ids come in blocks of 1024 per thread: unique process-wide, without one
+ * shared atomic per task. (Not a suspension point: the TLS access is safe.) */
+static uint64_t next_task_id(void)
+{
+    static _Thread_local uint64_t next, end;
+    if (next == end) {
+        next = ck_pr_faa_64(&task_counter, 1024);
+        end = next + 1024;
+    }
+    return ++next;
+}
+
+static void task_step_dispatch(weft__handle_t *h);
+static void task_timer_dispatch(weft__handle_t *h);
+static void task_resume(weft__task_t *t);
+
+#define WEFT__TASK_CACHE 65536   /* task structs a loop keeps for reuse */
+
+/* Task structs are recycled through the running loop's cache: no malloc/free
+ * (and no heap trimming with its TLB shoot-downs) per task on the hot path. */
+static weft__task_t *task_mem_alloc(void)
+{
+    weft_loop_t *cur = weft__thread()->running;
+    if (cur && cur->task_cache) {
+        weft__task_t *t = cur->task_cache;
+        cur->task_cache = t->nextt;
+        cur->ntask_cache--;
+        return t;
+    }
+    return malloc(sizeof(weft__task_t));
+}
+
+static void task_mem_free(weft__task_t *t)
+{
+    weft_loop_t *cur = weft__thread()->running;
+    if (cur && cur->ntask_cache < WEFT__TASK_CACHE && !(ck_pr_load_uint(&cur->flags) & WEFT__L_CLOSED)) {
+        t->nextt = cur->task_cache;
+        cur->task_cache = t;
+        cur->ntask_cache++;
+        return;
+    }
+    free(t);
+}
+
+void weft__task_cache_free(weft_loop_t *l)
+{
+    while (l->task_cache) {
+        weft__task_t *t = l->task_cache;
+        l->task_cache = t->nextt;
+        free(t);
+    }
+    l->ntask_cache = 0;
+}
+
+void weft__task_free(weft__task_t *t)
+{
+    free(t->site);
+    free(t->cancel_msg);
+    free(t->err_msg);
+    free(t->name);
+    weft_context_release(t->ctx);
+    task_mem_free(t);
+}
+
+static void link_task(weft_loop_t *l, weft__task_t *t)
+{
+    t->prev = NULL;
+    t->nextt = l->tasks;
+    if (l->tasks)
+        l->tasks->prev = t;
+    l->tasks = t;
+    l->ntasks++;
+}
+
+static void unlink_task(weft_loop_t *l, weft__task_t *t)
+{
+    if (t->prev)
+        t->prev->nextt = t->nextt;
+    else
+        l->tasks = t->nextt;
+    if (t->nextt)
+        t->nextt->prev = t->prev;
+    t->prev = t->nextt = NULL;
+    l->ntasks--;
+}
+
+void weft__task_set_error(weft__task_t *t, int code, char *msg)
+{
+    free(t->err_msg);
+    t->err_code = code;
+    t->err_msg = msg;
+}
+
+/* Allocate a task of @loop, neither linked nor scheduled (claim 0). Any thread. */
+int weft__task_alloc(weft_loop_t *loop, weft_coro_fn fn, void *arg, const weft_task_opts_t *opts, weft__task_t **out)
+{
+    if (!fn)
+        return WEFT_EINVAL;
+    size_t ss = opts && opts->stack_size ? opts->stack_size : WEFT_DEFAULT_STACK_SIZE;
+    if (ss < WEFT_MIN_STACK_SIZE || ss > ((size_t)1 << 30))
+        return WEFT_EINVAL;
+    weft__task_t *t = task_mem_alloc();
+    if (!t)
+        return WEFT_ENOMEM;
+    memset((char *)t + sizeof t->fut, 0, sizeof *t - sizeof t->fut);
+    weft__future_init(&t->fut, loop, true);
+    if (opts && opts->name) {
+        if (!(t->name = weft__strdup(opts->name))) {
+            weft_future_release(&t->fut);
+            return WEFT_ENOMEM;
+        }
+    }
+    t->fn = fn;
+    t->arg = arg;
+    t->stack_size = ss;
+    t->id = next_task_id();
+    t->ctx = weft__context_for_new_task();
+    t->step.fn = task_step_dispatch;
+    t->step.loop = loop;
+    t->step.heap_idx = UINT32_MAX;
+    t->timer.fn = task_timer_dispatch;
+    t->timer.loop = loop;
+    t->timer.heap_idx = UINT32_MAX;
+    t->state = WEFT_TASK_NEW;
+    if (WEFT__UNLIKELY(loop->debug))
+        t->site = weft__debug_site();
+    if (loop->rt)
+        weft__rt_task_born(loop->rt);
+    *out = t;
+    return 0;
+}
+
+/* Start a queued task (claim 0) on @l, the loop running on this thread: the
+ * caller took it out of a queue, so nobody else can. A cancel that won the
+ * claim first makes it end cancelled without running its body. */
+void weft__task_start_claimed(weft_loop_t *l, weft__task_t *t)
+{
+    bool cancelled = false;
+    if (!ck_pr_cas_uint(&t->claim, 0, 1)) {
+        while (ck_pr_load_uint(&t->claim) == 3)
+            ck_pr_stall();
+        WEFT__TSAN_ACQUIRE(&t->claim);
+        cancelled = true;
+    }
+    if (t->fut.loop != l) {   /* stolen or injected: move ownership here */
+        weft_loop_t *old = t->fut.loop;
+        weft__loop_retain(l);
+        ck_pr_store_ptr(&t->fut.loop, l);
+        t->step.loop = l;
+        t->timer.loop = l;
+        weft__loop_release(old);
+    }
+    link_task(l, t);
+    if (l->rt && weft__rt_shutting(l->rt) && !cancelled) {
+        cancelled = true;   /* started after the shutdown request */
+        t->num_cancels++;
+    }
+    if (cancelled) {
+        t->must_cancel = 1;
+        if (!t->num_cancels)
+            t->num_cancels = 1;
+    }
+    task_resume(t);
+}
+
+int weft_loop_create_task(weft_loop_t *loop, weft_task_t **out, weft_coro_fn fn, void *arg,
+                          const weft_task_opts_t *opts)
+{
+    if (out)
+        *out = NULL;
+    int rc = weft__loop_check(loop);
+    if (rc < 0)
+        return rc;
+    weft__task_t *t;
+    if ((rc = weft__task_alloc(loop, fn, arg, opts, &t)) < 0)
+        return rc;
+    t->claim = 1;
+    link_task(loop, t);
+    if (loop->rt && weft__rt_shutting(loop->rt)) {
+        t->must_cancel = 1;   /* created during the shutdown: ends cancelled */
+        t->num_cancels = 1;
+    }
+    /* the loop's reference lives until the task is done */
+    if (out) {
+        *out = weft_future_retain(&t->fut);
+        t->fut.user_ref = 1;
+    }
+    if (((opts && opts->eager_start) || ck_pr_load_8(&loop->eager_factory)) && weft__thread()->running == loop) {
+        task_resume(t);
+    } else {
+        weft__ready_push(loop, &t->step);
+    }
+    return 0;
+}
+
+int weft_create_task(weft_task_t **out, weft_coro_fn fn, void *arg, const weft_task_opts_t *opts)
+{
+    weft_loop_t *l = weft__thread()->running;
+    if (out)
+        *out = NULL;
+    if (!l)
+        return WEFT_ENOLOOP;
+    return weft_loop_create_task(l, out, fn, arg, opts);
+}
+
+/* ---- finishing ------------------------------------------------------------------ */
+
+static void task_done(weft__task_t *t, int state, int code, char *msg, weft_value_t v)
+{
+    weft_loop_t *l = t->fut.loop;
+    t->state = WEFT_TASK_DONE;
+    t->wait_kind = WEFT__W_NONE;
+    t->cancel_wait = NULL;
+    unlink_task(l, t);
+    if (WEFT__UNLIKELY(t->shutdown_cancel) && state == WEFT__F_EXCEPTION) {
+        /* asyncio.run's _cancel_all_tasks: an error other than the cancellation */
+        weft__report(l, "unhandled exception during weft_run() shutdown", code, msg, &t->fut);
+        t->fut.retrieved = 1;
+    }
+    weft__future_complete(&t->fut, state, code, msg, v);
+    if (t->on_done)
+        t->on_done(t, t->on_done_arg);
+    if (l->rt)
+        weft__rt_task_gone(l->rt);
+}
+
+static void task_finish(weft__task_t *t, int rc, weft_value_t res)
+{
+    if (rc >= 0) {
+        if (t->must_cancel) {   /* cancelled during its last step: asyncio ends it cancelled */
+            if (res.dtor)
+                res.dtor(res.p);
+            task_done(t, WEFT__F_CANCELLED, WEFT_ECANCELED, weft__strdup(t->cancel_msg), (weft_value_t){ .p = NULL });
+        } else {
+            task_done(t, WEFT__F_RESULT, 0, NULL, res);
+        }
+        return;
+    }
+    if (res.dtor)   /* an error return owns no result */
+        res.dtor(res.p);
+    char *msg = NULL;
+    if (t->err_code == rc) {
+        msg = t->err_msg;
+        t->err_msg = NULL;
+    } else if (rc == WEFT_ECANCELED) {
+        msg = weft__strdup(t->cancel_msg);
+    }
+    task_done(t, rc == WEFT_ECANCELED ? WEFT__F_CANCELLED : WEFT__F_EXCEPTION, rc, msg, (weft_value_t){ .p = NULL });
+}
+
+static void task_entry(void *arg)
+{
+    weft__coro_started();
+    weft__task_t *t = arg;
+    weft_value_t res = { .p = NULL };
+    int rc = t->fn(t->arg, &res);
+    task_finish(t, rc, res);
+    weft__coro_switch(&t->coro, t->back, true);
+    abort(); /* never resumed */
+}
+
+/* Release what a finished task held for running: its stack and the loop's reference. */
+static void task_retire(weft__task_t *t)
+{
+    weft_loop_t *l = t->fut.loop;
+    if (t->stack) {
+        weft__coro_destroy(&t->coro);
+        weft__stack_release(&l->stacks, t->stack);
+        t->stack = NULL;
+    }
+    weft_future_release(&t->fut);
+}
+
+/* Overflow check for a stack without a guard page (slab stacks, beyond the
+ * guard budget): the saved stack pointer at every switch, and the zeroed red
+ * zone at the bottom every 16th switch and at the end (reading it costs a cold
+ * cache line). Guarded stacks need neither: the guard page faults at once. */
+static void check_slab_stack(weft__task_t *t)
+{
+    uintptr_t sp = weft__ctx_sp(&t->coro.ctx);
+    bool bad = t->state != WEFT_TASK_DONE && sp && sp < (uintptr_t)t->stack->lo + WEFT__REDZONE;
+    if (!bad && (++t->nswitch >= 16 || t->state == WEFT_TASK_DONE)) {
+        t->nswitch = 0;
+        bad = !weft__stack_redzone_ok(t->stack);
+    }
+    if (WEFT__UNLIKELY(bad))
+        weft__stack_overflow(weft_task_get_name(&t->fut), t->stack->size);
+}
+
+/* Run one step of @t from whatever is running now (the scheduler, or the
+ * creator of an eager task), and come back here when it suspends or ends. */
+static void task_resume(weft__task_t *t)
+{
+    weft_loop_t *l = t->fut.loop;
+    if (t->state == WEFT_TASK_NEW) {
+        if (t->must_cancel) {   /* cancelled before it ever ran: the body never starts */
+            t->must_cancel = 0;
+            task_done(t, WEFT__F_CANCELLED, WEFT_ECANCELED, weft__strdup(t->cancel_msg), (weft_value_t){ .p = NULL });
+            task_retire(t);
+            return;
+        }
+        l->stats.tasks_started++;
+        t->stack = weft__stack_acquire(&l->stacks, t->stack_size);
+        if (!t->stack) {
+            task_done(t, WEFT__F_EXCEPTION, WEFT_ENOMEM, weft__strdup("cannot allocate a task stack"),
+                      (weft_value_t){ .p = NULL });
+            task_retire(t);
+            return;
+        }
+        weft__coro_make(&t->coro, t->stack->lo, t->stack->size, task_entry, t);
+    }
+    weft__thread_t *ts = weft__thread();
+    weft__coro_t *from = ts->coro;
+    weft__task_t *prev = ts->task;
+    t->back = from;
+    t->state = WEFT_TASK_RUNNING;
+    l->stats.tasks_run++;
+    ts->coro = &t->coro;
+    ts->task = t;
+    l->current = t;
+    uint64_t t0 = 0;
+    if (WEFT__UNLIKELY(l->debug)) {
+        t0 = uv_hrtime();
+        weft__debug_step_begin(l, t);
+    }
+    weft__coro_switch(from, &t->coro, false);
+    ts = weft__thread();
+    ts->coro = from;
+    ts->task = prev;
+    l->current = prev;
+    if (WEFT__UNLIKELY(l->debug))
+        weft__debug_step_end(l, t, t0);
+    if (t->stack && !t->stack->guard)
+        check_slab_stack(t);
+    if (t->state == WEFT_TASK_DONE)
+        task_retire(t);
+}
+
+static void task_step_dispatch(weft__handle_t *h)
+{
+    weft__task_t *t = WEFT__CONTAINER(h, weft__task_t, step);
+    if (t->state != WEFT_TASK_DONE)
+        task_resume(t);
+}
+
+static void task_timer_dispatch(weft__handle_t *h)
+{
+    weft__task_t *t = WEFT__CONTAINER(h, weft__task_t, timer);
+    t->wait_kind = WEFT__W_NONE;
+    t->cancel_wait = NULL;
+    t->wake_status = 0;
+    task_resume(t);
+}
+
+/* ---- suspending and waking ----------------------------------------------------- */
+
+int weft__task_suspend(weft__task_t *t, int kind, weft__cancel_wait_fn cancel, void *obj)
+{
+    t->wait_kind = (uint8_t)kind;
+    t->cancel_wait = cancel;
+    t->wait_obj = obj;
+    t->wake_status = 0;
+    t->state = WEFT_TASK_SUSPENDED;
+    if (t->must_cancel && cancel && cancel(t, t->cancel_msg))
+        t->must_cancel = 0;   /* the wait itself now ends with the cancellation */
+    weft__coro_switch(&t->coro, t->back, false);
+    int st = t->wake_status;
+    if (t->must_cancel) {
+        t->must_cancel = 0;
+        if (st != WEFT_ECANCELED) {
+            st = WEFT_ECANCELED;
+            weft__task_set_error(t, WEFT_ECANCELED, weft__strdup(t->cancel_msg));
+        }
+    }
+    return st;
+}
+
+void weft__task_wake(weft__task_t *t, int status)
+{
+    if (t->state != WEFT_TASK_SUSPENDED || (t->step.flags & WEFT__H_READY))
+        return;
+    t->wait_kind = WEFT__W_NONE;
+    t->cancel_wait = NULL;
+    t->wake_status = status;
+    weft__ready_push(t->fut.loop, &t->step);
+}
+
+void weft__task_abandon(weft__task_t *t)
+{
+    weft_loop_t *l = t->fut.loop;
+    weft__report(l, "Task was destroyed but it is pending!", 0, NULL, &t->fut);
+    /* a task waiting in a lock, queue, ... leaves the waiter list (its record
+     * lives on the stack about to go); the loop is closed, so it is not woken */
+    if (t->state == WEFT_TASK_SUSPENDED && t->wait_kind == WEFT__W_SYNC && t->cancel_wait)
+        t->cancel_wait(t, NULL);
+    if (t->state == WEFT_TASK_SUSPENDED && t->wait_kind == WEFT__W_FUTURE && t->wait_obj) {
+        /* the weft_await frame never resumes: drop its waiter entry and reference */
+        weft__future_remove_waiter(t->wait_obj, t);
+        weft_future_release(t->wait_obj);
+        t->wait_obj = NULL;
+    }
+    t->state = WEFT_TASK_DONE;
+    unlink_task(l, t);
+    t->fut.state = WEFT__F_CANCELLED;
+    t->fut.code = WEFT_ECANCELED;
+    if (!t->fut.msg)
+        t->fut.msg = weft__strdup("the loop was closed while the task was pending");
+    t->fut.ncb = 0;
+    if (l->rt)
+        weft__rt_task_gone(l->rt);
+    task_retire(t);
+}
+
+static bool future_wait_cancel(weft__task_t *t, const char *msg)
+{
+    return weft_future_cancel(t->wait_obj, msg) == 1;
+}
+
+int weft_await(weft_future_t *f, weft_value_t *out)
+{
+    weft__task_t *t = weft__thread()->task;
+    if (!t)
+        return WEFT_ENOTCORO;
+    if (!f)
+        return WEFT_EINVAL;
+    if (f == &t->fut)
+        return WEFT_ESELFAWAIT;
+    if (!weft_future_done(f)) {
+        weft_future_retain(f);
+        /* suspended before the waiter is visible: a completion on another
+         * thread can only wake us once we are switchable */
+        t->state = WEFT_TASK_SUSPENDED;
+        int rc = weft__future_add_waiter(f, t, weft__task_begin_wait(t));
+        if (rc < 0) {
+            t->state = WEFT_TASK_RUNNING;
+            weft_future_release(f);
+            return rc;
+        }
+        if (rc == 1) {   /* completed meanwhile */
+            t->state = WEFT_TASK_RUNNING;
+            rc = 0;
+        } else {
+            rc = weft__task_suspend(t, WEFT__W_FUTURE, future_wait_cancel, f);
+        }
+        if (!weft_future_done(f))
+            weft__future_remove_waiter(f, t);
+        if (rc == WEFT_ECANCELED && weft_future_cancelled(f))
+            weft__task_set_error(t, rc, weft__strdup(f->msg));   /* asyncio: the future's CancelledError wins */
+        if (rc < 0) {
+            /* cancelled after f completed, before we resumed: asyncio's
+             * __wakeup called f.result() first, so f's exception counts as
+             * retrieved even though the task sees the cancellation */
+            if (weft_future_done(f) && !weft_future_cancelled(f))
+                weft_future_exception(f, NULL, NULL);
+            weft_future_release(f);
+            return rc;
+        }
+        rc = weft_future_result(f, out);
+        if (rc < 0)
+            weft__task_set_error(t, rc, weft__strdup(f->msg));
+        weft_future_release(f);
+        return rc;
+    }
+    int rc = weft_future_result(f, out);
+    if (rc < 0)
+        weft__task_set_error(t, rc, weft__strdup(f->msg));
+    return rc;
+}
+
+/* ---- sleeping ------------------------------------------------------------------ */
+
+static bool sleep_cancel(weft__task_t *t, const char *msg)
+{
+    if (t->timer.flags & WEFT__H_READY)
+        return false;   /* the timer already fired: the cancel stays pending (must_cancel) */
+    weft__timer_cancel(t->fut.loop, &t->timer);
+    weft__task_set_error(t, WEFT_ECANCELED, weft__strdup(msg));
+    weft__task_wake(t, WEFT_ECANCELED);
+    return true;
+}
+
+int weft_sleep(double delay)
+{
+    weft__task_t *t = weft__thread()->task;
+    if (!t)
+        return WEFT_ENOTCORO;
+    if (isnan(delay))
+        return WEFT_EINVAL;
+    if (delay <= 0) {   /* a bare yield: one trip through the ready queue */
+        weft__ready_push(t->fut.loop, &t->step);
+        return weft__task_suspend(t, WEFT__W_YIELD, NULL, NULL);
+    }
+    uint64_t ns = delay >= 1.8e10 ? UINT64_MAX / 2 : (uint64_t)(delay * 1e9);
+    int rc = weft__timer_start(t->fut.loop, &t->timer, weft__now_ns() + ns);
+    if (rc < 0)
+        return rc;
+    return weft__task_suspend(t, WEFT__W_SLEEP, sleep_cancel, NULL);
+}
+
+int weft_yield(void) { return weft_sleep(0); }
+
+int weft_sleep_value(double delay, weft_value_t result, weft_value_t *out)
+{
+    int rc = weft_sleep(delay);
+    if (rc == 0 && out)
+        *out = result;
+    return rc;
+}
+
+/* ---- cancellation and introspection ------------------------------------------- */
+
+static void msg_cancel(weft_loop_t *l, weft__msg_t *m)
+{
+    (void)l;
+    weft__task_t *t = m->a;
+    weft_task_cancel(&t->fut, m->s);
+    weft_future_release(&t->fut);
+    free(m->s);
+    free(m);
+}
+
+/* A started task of another loop: the cancel runs there. */
+int weft__task_cancel_remote(weft__task_t *t, const char *msg)
+{
+    if (weft_future_done(&t->fut))
+        return 0;
+    weft__msg_t *m = weft__msg_new(msg_cancel);
+    if (!m)
+        return WEFT_ENOMEM;
+    m->a = weft_future_retain(&t->fut);
+    m->s = weft__strdup(msg);
+    int rc = weft__loop_post(weft__future_loop(&t->fut), m);
+    if (rc < 0) {
+        weft_future_release(&t->fut);
+        free(m->s);
+        free(m);
+        return rc;
+    }
+    return 1;
+}
+
+static int task_check(const weft_future_t *f)
+{
+    if (!f)
+        return WEFT_EINVAL;
+    if (!f->is_task)
+        return WEFT_ENOTTASK;
+    return 0;
+}
+
+int weft_task_cancel(weft_task_t *f, const char *msg)
+{
+    int rc = task_check(f);
+    if (rc < 0)
+        return rc;
+    if ((rc = weft__future_check(f)) < 0)
+        return rc;
+    weft__task_t *t = weft__task_of(f);
+    unsigned int claim = ck_pr_load_uint(&t->claim);
+    if (claim == 0 && ck_pr_cas_uint(&t->claim, 0, 3)) {
+        /* queued and never started: whoever takes it ends it cancelled */
+        t->cancel_msg = weft__strdup(msg);
+        t->num_cancels = 1;
+        WEFT__TSAN_RELEASE(&t->claim);
+        ck_pr_store_uint(&t->claim, 2);
+        return 1;
+    }
+    if (claim != 1 && ck_pr_load_uint(&t->claim) != 1)
+        return weft_future_done(f) ? 0 : 1;
+    if (weft__future_loop(f) != weft__thread()->running)
+        return weft__task_cancel_remote(t, msg);
+    if (t->state == WEFT_TASK_DONE)
+        return 0;
+    t->num_cancels++;
+    if (t->state == WEFT_TASK_SUSPENDED && t->cancel_wait && t->cancel_wait(t, msg))
+        return 1;
+    t->must_cancel = 1;
+    free(t->cancel_msg);
+    t->cancel_msg = weft__strdup(msg);
+    return 1;
+}
+
+int weft_task_cancelling(const weft_task_t *f)
+{
+    int rc = task_check(f);
+    return rc < 0 ? rc : weft__task_of(f)->num_cancels;
+}
+
+int weft_task_uncancel(weft_task_t *f)
+{
+    int rc = task_check(f);
+    if (rc < 0)
+        return rc;
+    weft__task_t *t = weft__task_of(f);
+    if (t->num_cancels > 0)
+        t->num_cancels--;
+    return t->num_cancels;
+}
+
+const char *weft_task_get_name(const weft_task_t *f)
+{
+    if (task_check(f) < 0)
+        return NULL;
+    weft__task_t *t = weft__task_of(f);
+    if (!t->name) {
+        char buf[32];
+        snprintf(buf, sizeof buf, "Task-%llu", (unsigned long long)t->id);
+        t->name = weft__strdup(buf);
+    }
+    return t->name;
+}
+
+int weft_task_set_name(weft_task_t *f, const char *name)
+{
+    int rc = task_check(f);
+    if (rc < 0)
+        return rc;
+    if (!name)
+        return WEFT_EINVAL;
+    char *n = weft__strdup(name);
+    if (!n)
+        return WEFT_ENOMEM;
+    weft__task_t *t = weft__task_of(f);
+    free(t->name);
+    t->name = n;
+    return 0;
+}
+
+int weft_task_state(const weft_task_t *f)
+{
+    return task_check(f) < 0 ? -1 : weft__task_of(f)->state;
+}
+
+weft_future_t *weft_task_awaiting(const weft_task_t *f)
+{
+    if (task_check(f) < 0)
+        return NULL;
+    weft__task_t *t = weft__task_of(f);
+    return t->state == WEFT_TASK_SUSPENDED && t->wait_kind == WEFT__W_FUTURE ? t->wait_obj : NULL;
+}
+
+bool weft_is_task(const weft_future_t *f) { return f && f->is_task; }
+
+weft_task_t *weft_current_task(void)
+{
+    weft__task_t *t = weft__thread()->task;
+    return t ? &t->fut : NULL;
+}
+
+weft_task_t *weft_loop_current_task(const weft_loop_t *loop)
+{
+    return loop && loop->current ? &loop->current->fut : NULL;
+}
+
+int weft_all_tasks(weft_loop_t *loop, weft_task_t **arr, size_t cap)
+{
+    if (!loop && !(loop = weft__thread()->running))
+        return WEFT_ENOLOOP;
+    if (!arr && cap)
+        return WEFT_EINVAL;
+    size_t i = 0;
+    for (weft__task_t *t = loop->tasks; t; t = t->nextt, i++)
+        if (i < cap)
+            arr[i] = &t->fut;
+    return (int)i;
+}
+
+int weft_raise(int code, const char *fmt, ...)
+{
+    weft__task_t *t = weft__thread()->task;
+    if (t && code < 0) {
+        char *msg = NULL;
+        if (fmt) {
+            va_list ap;
+            va_start(ap, fmt);
+            msg = weft__vformat(fmt, ap);
+            va_end(ap);
+        }
+        weft__task_set_error(t, code, msg);
+    }
+    return code;
+}
+
+const char *weft_error_message(void)
+{
+    weft__task_t *t = weft__thread()->task;
+    return t ? t->err_msg : NULL;
+}

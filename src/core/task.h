@@ -1,0 +1,77 @@
+/* Tasks' internals: a task is a future plus a coroutine, a stack and its
+ * cancellation state (task.c). Not installed. */
+#ifndef WEFT_SRC_TASK_H
+#define WEFT_SRC_TASK_H
+
+#include "core/future.h"
+#include "core/loop.h"
+#include "weft/task.h"
+
+/* ---- tasks (task.c) --------------------------------------------------------- */
+enum { WEFT__W_NONE = 0, WEFT__W_FUTURE, WEFT__W_SLEEP, WEFT__W_YIELD, WEFT__W_OTHER, WEFT__W_SYNC };
+
+/* Try to cancel what a suspended task waits on; return true if it will be
+ * woken with WEFT_ECANCELED as a result (the cancel "took"). */
+typedef bool (*weft__cancel_wait_fn)(struct weft__task *t, const char *msg);
+
+typedef struct weft__task {
+    weft_future_t fut;              /* must be first: a task is a future */
+    weft_coro_fn fn;
+    void *arg;
+    weft__handle_t step;            /* its slot in the ready queue */
+    weft__handle_t timer;           /* sleep timer */
+    weft__coro_t coro;
+    weft__coro_t *back;             /* where to switch on suspend */
+    weft__stack_t *stack;
+    size_t stack_size;
+    uint8_t state;                  /* weft_task_state_t */
+    uint8_t must_cancel;
+    uint8_t wait_kind;
+    uint8_t shutdown_cancel;        /* cancelled by the runtime's shutdown */
+    uint8_t nswitch;                /* switches since the last full red-zone check */
+    ck_stack_entry_t inj_entry;     /* link in the runtime's injection queue */
+    unsigned int claim;             /* atomic: 0 queued, 1 started, 2 cancelled before start */
+    /* Called on the task's loop right after it completed, before anything
+     * else sees it gone (run_coroutine_threadsafe completes its concurrent
+     * future there); NULL for most tasks. */
+    void (*on_done)(struct weft__task *t, void *arg);
+    void *on_done_arg;
+    uint32_t wait_seq;              /* bumped for every wait a remote wake-up may target */
+    int num_cancels;
+    char *cancel_msg;
+    weft__cancel_wait_fn cancel_wait;
+    void *wait_obj;
+    int wake_status;                /* set by whoever wakes a W_OTHER wait */
+    int err_code;                   /* last error with a message */
+    char *err_msg;
+    char *name;
+    uint64_t id;
+    struct weft__task *prev, *nextt; /* loop's list of live tasks */
+    struct weft_context *ctx;       /* the context the task runs in (contextvar.c); owned */
+    struct weft__dbg_site *site;    /* creation backtrace (debug mode) */
+} weft__task_t;
+
+
+static inline weft__task_t *weft__task_of(const weft_future_t *f) { return (weft__task_t *)(void *)(uintptr_t)f; }
+/* A never-run task's loop changes when another loop starts it: read it atomically. */
+static inline weft_loop_t *weft__future_loop(const weft_future_t *f) { return ck_pr_load_ptr(&f->loop); }
+
+/* Suspend the current task until weft__task_wake. cancel may be NULL (wait not
+ * cancellable early). Returns the wake status, or WEFT_ECANCELED when a cancel
+ * request (must_cancel) is pending at resumption. */
+int weft__task_suspend(weft__task_t *t, int kind, weft__cancel_wait_fn cancel, void *obj);
+/* Start a new wait: returns its number, to give to whoever may wake it from another thread. */
+static inline uint32_t weft__task_begin_wait(weft__task_t *t) { return ++t->wait_seq; }
+/* Make a suspended task runnable (its loop's thread). */
+void weft__task_wake(weft__task_t *t, int status);
+/* Set the current task's error message (takes msg). */
+void weft__task_set_error(weft__task_t *t, int code, char *msg);
+int weft__task_alloc(weft_loop_t *loop, weft_coro_fn fn, void *arg, const weft_task_opts_t *opts, weft__task_t **out);
+int weft__task_cancel_remote(weft__task_t *t, const char *msg);
+void weft__task_cache_free(weft_loop_t *l);
+/* Start never-run task @t, claimed from a queue, on @l (the scheduler calls it). */
+void weft__task_start_claimed(weft_loop_t *l, weft__task_t *t);
+/* Destroy a task that never finished (loop close). */
+void weft__task_abandon(weft__task_t *t);
+
+#endif

@@ -1,0 +1,221 @@
+/* The blocking pool: run_in_executor and to_thread.
+ *
+ * A bounded set of plain threads (started on demand, up to max_threads)
+ * takes jobs from a FIFO under a libuv mutex and condition variable. It is
+ * separate from libuv's own threadpool, which stays free for file and DNS work.
+ * A finished job is posted back to the awaiting task's loop. If the awaiting
+ * task is cancelled it stops waiting at once (asyncio's behaviour); the call
+ * still finishes in its thread and its result is dropped. */
+#include "core/task.h"
+#include "weft/contextvar.h"
+#include "runtime/sched.h"
+
+typedef struct job {
+    struct job *next;
+    weft_blocking_fn fn;
+    void *arg;
+    int rc;
+    weft_value_t value;
+    weft__task_t *task;       /* reference held until the completion message ran */
+    unsigned int refs;        /* awaiter + pool */
+    bool abandoned;           /* the awaiter stopped waiting (loop thread only) */
+    weft_context_t *ctx;      /* the caller's context variables (asyncio.to_thread copies them) */
+} job_t;
+
+struct weft_executor {
+    uv_mutex_t mu;
+    uv_cond_t cv;
+    job_t *head, *tail;
+    int max, nthreads, idle;
+    bool shutdown;
+    uv_thread_t *threads;
+};
+
+static void job_release(job_t *j)
+{
+    bool zero;
+    WEFT__TSAN_RELEASE(j);
+    ck_pr_dec_uint_zero(&j->refs, &zero);
+    if (zero) {
+        WEFT__TSAN_ACQUIRE(j);
+        weft_context_release(j->ctx);
+        free(j);
+    }
+}
+
+static void msg_job_done(weft_loop_t *l, weft__msg_t *m)
+{
+    (void)l;
+    job_t *j = m->a;
+    free(m);
+    weft__task_t *t = j->task;
+    if (j->abandoned) {
+        if (j->rc == 0 && j->value.dtor)
+            j->value.dtor(j->value.p);
+    } else {
+        weft__task_wake(t, 0);
+    }
+    weft_future_release(&t->fut);
+    job_release(j);
+}
+
+static int run_job(void *arg)
+{
+    job_t *j = arg;
+    weft_value_t v = { .p = NULL };
+    j->rc = j->fn(j->arg, &v);
+    j->value = v;
+    return 0;
+}
+
+static void pool_thread(void *arg)
+{
+    weft_executor_t *ex = arg;
+    uv_mutex_lock(&ex->mu);
+    for (;;) {
+        while (!ex->head && !ex->shutdown) {
+            ex->idle++;
+            uv_cond_wait(&ex->cv, &ex->mu);
+            ex->idle--;
+        }
+        if (!ex->head)
+            break;   /* shut down and drained */
+        job_t *j = ex->head;
+        ex->head = j->next;
+        if (!ex->head)
+            ex->tail = NULL;
+        uv_mutex_unlock(&ex->mu);
+        if (j->ctx)
+            weft_context_run(j->ctx, run_job, j);   /* contextvars read in fn see the caller's values */
+        else
+            run_job(j);
+        weft_value_t v = j->value;
+        weft__msg_t *m = weft__msg_new(msg_job_done);
+        m->a = j;
+        if (!m || weft__loop_post(j->task->fut.loop, m) < 0) {
+            /* the loop is gone: nobody can take the result */
+            free(m);
+            if (j->rc == 0 && v.dtor)
+                v.dtor(v.p);
+            weft_future_release(&j->task->fut);
+            job_release(j);
+        }
+        uv_mutex_lock(&ex->mu);
+    }
+    uv_mutex_unlock(&ex->mu);
+}
+
+int weft_executor_new(int max_threads, weft_executor_t **out)
+{
+    if (!out || max_threads < 0 || max_threads > 4096)
+        return WEFT_EINVAL;
+    weft_executor_t *ex = calloc(1, sizeof *ex);
+    if (!ex)
+        return WEFT_ENOMEM;
+    ex->max = max_threads ? max_threads : 64;
+    ex->threads = calloc((size_t)ex->max, sizeof *ex->threads);
+    if (!ex->threads) {
+        free(ex);
+        return WEFT_ENOMEM;
+    }
+    uv_mutex_init(&ex->mu);
+    uv_cond_init(&ex->cv);
+    *out = ex;
+    return 0;
+}
+
+void weft_executor_free(weft_executor_t *ex)
+{
+    if (!ex)
+        return;
+    uv_mutex_lock(&ex->mu);
+    ex->shutdown = true;
+    uv_cond_broadcast(&ex->cv);
+    uv_mutex_unlock(&ex->mu);
+    for (int i = 0; i < ex->nthreads; i++)
+        uv_thread_join(&ex->threads[i]);
+    uv_mutex_destroy(&ex->mu);
+    uv_cond_destroy(&ex->cv);
+    free(ex->threads);
+    free(ex);
+}
+
+static bool job_cancel(weft__task_t *t, const char *msg)
+{
+    job_t *j = t->wait_obj;
+    j->abandoned = true;
+    weft__task_set_error(t, WEFT_ECANCELED, weft__strdup(msg));
+    weft__task_wake(t, WEFT_ECANCELED);
+    return true;
+}
+
+static weft_executor_t *process_pool;
+static uv_once_t process_pool_once = UV_ONCE_INIT;
+static void make_process_pool(void) { weft_executor_new(64, &process_pool); }
+
+int weft_run_in_executor(weft_executor_t *ex, weft_blocking_fn fn, void *arg, weft_value_t *out)
+{
+    weft__task_t *t = weft__thread()->task;
+    if (!t)
+        return WEFT_ENOTCORO;
+    if (!fn)
+        return WEFT_EINVAL;
+    if (!ex) {
+        weft_loop_t *l = t->fut.loop;
+        if (l->rt) {
+            ex = weft__rt_executor(l->rt);
+        } else {
+            uv_once(&process_pool_once, make_process_pool);
+            ex = process_pool;
+        }
+        if (!ex)
+            return WEFT_ENOMEM;
+    }
+    job_t *j = calloc(1, sizeof *j);
+    if (!j)
+        return WEFT_ENOMEM;
+    j->fn = fn;
+    j->arg = arg;
+    j->task = t;
+    j->refs = 2;
+    j->ctx = weft_context_current() ? weft_context_copy() : NULL;
+    weft_future_retain(&t->fut);
+    uv_mutex_lock(&ex->mu);
+    if (ex->shutdown) {
+        uv_mutex_unlock(&ex->mu);
+        weft_future_release(&t->fut);
+        weft_context_release(j->ctx);
+        free(j);
+        return WEFT_ESHUTDOWN;
+    }
+    if (ex->tail)
+        ex->tail->next = j;
+    else
+        ex->head = j;
+    ex->tail = j;
+    if (ex->idle == 0 && ex->nthreads < ex->max) {
+        uv_thread_options_t o = { .flags = UV_THREAD_HAS_STACK_SIZE, .stack_size = 1 << 20 };
+        if (uv_thread_create_ex(&ex->threads[ex->nthreads], &o, pool_thread, ex) == 0)
+            ex->nthreads++;
+    }
+    uv_cond_signal(&ex->cv);
+    uv_mutex_unlock(&ex->mu);
+    int rc = weft__task_suspend(t, WEFT__W_OTHER, job_cancel, j);
+    if (rc < 0) {
+        j->abandoned = true;   /* the result will be dropped when it arrives */
+        job_release(j);
+        return rc;
+    }
+    rc = j->rc;
+    if (out)
+        *out = rc == 0 ? j->value : (weft_value_t){ .p = NULL };
+    else if (rc == 0 && j->value.dtor)
+        j->value.dtor(j->value.p);
+    job_release(j);
+    return rc;
+}
+
+int weft_to_thread(weft_blocking_fn fn, void *arg, weft_value_t *out)
+{
+    return weft_run_in_executor(NULL, fn, arg, out);
+}

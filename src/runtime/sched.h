@@ -1,0 +1,38 @@
+/* What the core asks of the multi-loop runtime: the scheduler's hooks that a
+ * worker loop calls before it parks, task accounting, submission, and the
+ * bridges' completion hook (runtime.c, scheduler.c, bridge.c). A standalone
+ * loop (no runtime) never calls them. Not installed. */
+#ifndef WEFT_SRC_SCHED_H
+#define WEFT_SRC_SCHED_H
+
+#include "core/loop.h"
+
+struct weft__task;
+struct weft_runtime;
+
+/* Size of each loop's ring of never-run stealable tasks (a power of two). */
+#define WEFT__NEWQ_SIZE 256
+
+/* ---- the scheduler (scheduler.c), called by a worker loop ---- */
+/* Look for work elsewhere (injector, then a victim's queue); true if some was queued here. */
+bool weft__rt_find_work(weft_loop_t *l);
+/* Take work from the injection queue now (fairness: every few dozen steps). */
+void weft__rt_poll_injector(weft_loop_t *l);
+/* Around the loop's blocking poll: parking bookkeeping and counters. */
+void weft__rt_before_park(weft_loop_t *l);
+void weft__rt_after_park(weft_loop_t *l);
+/* New stealable work exists: wake a parked loop if nobody is searching. */
+void weft__rt_notify(struct weft_runtime *rt);
+/* Queue never-run task @t on @loop (a message), or on the injector when @loop is NULL. */
+int weft__rt_submit(struct weft_runtime *rt, weft_loop_t *loop, struct weft__task *t);
+
+/* ---- the runtime's life cycle (runtime.c), called by the core ---- */
+/* Live-task accounting, so shutdown knows when the last task is gone. */
+void weft__rt_task_born(struct weft_runtime *rt);
+void weft__rt_task_gone(struct weft_runtime *rt);
+bool weft__rt_shutting(const struct weft_runtime *rt);
+unsigned int weft__rt_live(struct weft_runtime *rt);
+/* The runtime's default blocking pool (made on first use). */
+weft_executor_t *weft__rt_executor(struct weft_runtime *rt);
+
+#endif
