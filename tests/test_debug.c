@@ -1,4 +1,4 @@
-/* Debug mode (issue 8): each warning is triggered on purpose and its text
+/* Debug mode: each warning is triggered on purpose and its text
  * checked; the dump lists tasks of several loops. Derived from CPython's
  * test_asyncio/test_base_events.py (test_slow_callback_duration / debug
  * checks) and test_tasks.py (test_task_repr, never-retrieved). */

@@ -284,7 +284,7 @@ TEST(test_reschedule)
     return 0;
 }
 
-/* A scope without a deadline can be given one later (issue #3), and an earlier
+/* A scope without a deadline can be given one later, and an earlier
  * deadline replaces a later one */
 TEST(test_reschedule_from_none)
 {

@@ -81,6 +81,10 @@ strict="-std=c17 -Wall -Wextra -Wpedantic -Werror"
 
 # ---- 1. pkg-config, shared ----------------------------------------------------------
 flags=$(pkg-config --cflags --libs weft)
+# weft's headers need no other package's flags: nothing of ck's .pc (-D__x86_64__) may leak in
+case " $(pkg-config --cflags weft) $(pkg-config --static --cflags weft) " in
+  *-D__x86_64__*) fail "pkg-config --cflags weft leaks ck's -D__x86_64__" ;;
+esac
 step "$cc hello.c $flags"
 # shellcheck disable=SC2086
 "$cc" $strict -o "$tmp/hello_pc_shared" "$here/hello.c" $flags || fail "pkg-config shared build failed"
