@@ -55,7 +55,7 @@ GO_SRC = REPO / "bench/go"
 TOKIO_SRC = REPO / "bench/tokio"
 PLOT_DIR = REPO / "bench/plot"
 
-# Output order of the table: DEFINITIONS rows.
+# Output order of the table: the order of bench/DEFINITIONS.md.
 BENCH_ORDER = ["spawn_many", "yield_many", "ping_pong", "chained_spawn", "timers_total", "timers_overhead",
                "cross_thread_latency", "cross_thread_throughput", "to_thread", "fib_tasks", "tcp_echo",
                "rss_per_task", "idle_cpu"]
