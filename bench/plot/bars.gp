@@ -17,7 +17,7 @@ set yrange [0.1:*]
 set grid ytics lc rgb '#dddddd'
 set ylabel 'times faster than asyncio'
 set xtics rotate by -30 noenhanced
-set key top left noenhanced
+set key outside right top noenhanced
 set arrow from graph 0, first 1 to graph 1, first 1 nohead lc rgb '#444444' dt 2
 array colors[8] = ['#8c8c8c', '#bcbd22', '#1f77b4', '#d62728', '#2ca02c', '#aec7e8', '#ff9896', '#98df8a']
 plot for [i=2:n+1] datafile using i:xtic(1) title columnhead(i) lc rgb colors[(i-2)%8+1]
