@@ -41,16 +41,17 @@ test-normal: deps
 # the normal build runs last so the run ends with ctest's summary line
 test: test-ucontext test-tsan test-asan test-normal
 
-# Benchmarks (docs/benchmarks.md): Release build in $(B)/release, weft at every worker count, asyncio
-# and uvloop peers, table + bench/results/results.{csv,json} + docs/img/*.{png,svg}
+# Benchmarks (docs/benchmarks.md, bench/DEFINITIONS.md): Release build in $(B)/release; weft, Tokio and
+# Go at 1, 2, 4, 8 workers, asyncio and uvloop; table + bench/results/results.{csv,json,md} +
+# docs/img/*.{png,svg}. BENCH_ARGS passes options to bench/report.py (e.g. --workers 1,2 --only a,b).
 bench:
 	@sh scripts/deps.sh bench
-	/usr/bin/python3 bench/report.py --build-dir $(B)/release
+	/usr/bin/python3 bench/report.py --build-dir $(B)/release $(BENCH_ARGS)
 
 # every benchmark once at small size (a smoke run; the timings mean nothing)
 bench-quick:
 	@sh scripts/deps.sh bench
-	/usr/bin/python3 bench/report.py --quick --build-dir $(B)/release --out $(B)/release/bench-quick --img $(B)/release/bench-quick/img
+	/usr/bin/python3 bench/report.py --quick --build-dir $(B)/release --out $(B)/release/bench-quick --img $(B)/release/bench-quick/img $(BENCH_ARGS)
 
 install: all
 	cmake --install $(B)/normal $(if $(PREFIX),--prefix $(PREFIX),)

@@ -1,4 +1,4 @@
-/* Combinator costs, one loop (workers 1), following ../shared/bench/DEFINITIONS.md's
+/* Combinator costs, one loop (workers 1), following bench/DEFINITIONS.md's
  * conventions: 1 warm-up repetition, 5 measured, the median printed as
  * `name weft 1 value unit`, every repetition on stderr.
  *

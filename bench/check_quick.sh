@@ -1,5 +1,5 @@
 #!/bin/sh
-# Smoke test of the benchmarks (ctest `bench_quick`): every DEFINITIONS benchmark weft implements
+# Smoke test of the benchmarks (ctest `bench_quick`): every benchmark of bench/DEFINITIONS.md weft implements
 # runs once at small size (weft_bench --quick) and prints its line; no timing is asserted.
 # usage: bench/check_quick.sh path/to/weft_bench [workers]
 set -u

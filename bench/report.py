@@ -1,29 +1,37 @@
 #!/usr/bin/env python3
-"""Run every benchmark of ../shared/bench/DEFINITIONS.md for weft, asyncio and uvloop, side by side.
+"""Run every benchmark of bench/DEFINITIONS.md for weft and its peers (Tokio, Go, asyncio, uvloop), side by side.
 
-usage: python3 bench/report.py [--quick] [--workers 1,2] [--reps R] [--peer-reps R]
-                               [--only a,b] [--no-build] [--no-plots] [--build-dir DIR] [--out DIR]
+usage: python3 bench/report.py [--quick] [--workers 1,2,4,8] [--reps R] [--peer-reps R]
+                               [--only a,b] [--no-build] [--no-plots] [--no-peers] [--no-native-peers]
+                               [--build-dir DIR] [--out DIR]
 
 `make bench` runs it (after scripts/deps.sh bench); `make bench-quick` runs it with --quick.
 
- 1. builds weft in Release mode (cmake -DCMAKE_BUILD_TYPE=Release into build/release) and the
-    tcp_echo load client (bench/client/echo_client.c);
- 2. runs bench/weft_bench at every worker count 1..nproc with stealable tasks (runtime `weft`),
-    and spawn_many + yield_many with loop-affine tasks (`weft-affine`), as DEFINITIONS asks;
+ 1. builds weft in Release mode (cmake -DCMAKE_BUILD_TYPE=Release into build/release), the
+    tcp_echo load client (bench/client/echo_client.c), the Go peer (bench/go, `go build`, offline)
+    and the Tokio peer (bench/tokio, `cargo build --release --offline` against Debian's crates);
+ 2. for every worker count (default 1, 2, 4, 8; on a 2-core machine 4 and 8 oversubscribe the CPUs
+    on purpose), runs weft_bench with stealable tasks (runtime `weft`), then the Tokio and the Go
+    programs, one after the other, so that the three figures of a worker count are taken minutes
+    apart at most; then spawn_many + yield_many with loop-affine tasks (`weft-affine`);
  3. runs the Python peers (bench/python/peers.py) for asyncio and uvloop with /usr/bin/python3;
- 4. runs tcp_echo for weft through bench/run_tcp_echo.sh when that script exists;
+ 4. runs tcp_echo at every worker count: weft through bench/run_tcp_echo.sh, Tokio and Go as
+    `--serve` servers driven by the same C client;
  5. prints the table (benchmark, runtime, workers, median, spread = min-max over the measured
-    repetitions, and how many times better weft is than asyncio and than uvloop), writes
-    bench/results/results.csv and results.json with the machine beside them, and draws the
-    scalability and comparison plots (gnuplot) into docs/img/.
+    repetitions, how many times better the row is than Tokio and Go at the same worker count and
+    than asyncio and uvloop), writes bench/results/results.csv and results.json with the machine,
+    its load average at the start of every step and at the end, and draws the scalability and
+    comparison plots (gnuplot) into docs/img/.
 
-Repetitions: to keep the whole run under 5 minutes on a 2-core machine, report.py asks for W=1
-warm-up + R=3 measured repetitions of weft (weft_bench's own default is 5) and W=1 + R=2 of the
-Python peers (peers.py's default is 3); the sizes are DEFINITIONS' own. --reps / --peer-reps
-restore the full counts. rss_per_task and idle_cpu run once, in a fresh process, for every runtime.
+Every ratio compares two figures of this one run; nothing is taken from elsewhere.
 
---quick runs each benchmark once at 1/100 of the sizes (weft_bench --quick, peers.py --quick):
-a smoke run, no meaningful timing.
+Repetitions: to keep the whole run around 10 minutes on a 2-core machine, report.py asks for W=1
+warm-up + R=3 measured repetitions of weft, Tokio and Go (their programs' own default is 5) and
+W=1 + R=2 of the Python peers (peers.py's default is 3); the sizes are the definitions' own.
+--reps / --peer-reps restore the full counts. rss_per_task and idle_cpu run once, in a fresh
+process, for every runtime and worker count.
+
+--quick runs each benchmark once at 1/100 of the sizes: a smoke run, no meaningful timing.
 
 Standard library only.
 """
@@ -43,26 +51,20 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 PEERS = REPO / "bench/python/peers.py"
 TCP_ECHO_SCRIPT = REPO / "bench/run_tcp_echo.sh"
+GO_SRC = REPO / "bench/go"
+TOKIO_SRC = REPO / "bench/tokio"
 PLOT_DIR = REPO / "bench/plot"
 
-# Output order of the table: DEFINITIONS rows.
+# Output order of the table: the order of bench/DEFINITIONS.md.
 BENCH_ORDER = ["spawn_many", "yield_many", "ping_pong", "chained_spawn", "timers_total", "timers_overhead",
                "cross_thread_latency", "cross_thread_throughput", "to_thread", "fib_tasks", "tcp_echo",
                "rss_per_task", "idle_cpu"]
 HIGHER_IS_BETTER = {"tcp_echo"}
-AFFINE_BENCHES = "spawn_many,yield_many"   # DEFINITIONS: "also report spawn_many and yield_many with loop-affine tasks"
-RUNTIME_ORDER = ["weft", "weft-affine", "weft-handoff", "asyncio", "uvloop", "asyncio-protocol", "uvloop-protocol"]
-
-# The anchor figures of ../shared/bench/DEFINITIONS.md ("What the peers measure on this kind of machine",
-# 2 vCPU shared VM, medians of quiet runs, 2026-11-22): Go and Tokio at 1 and 2 workers, for reference only
-# (not measured here; compare only figures taken in the same run).
-ANCHORS = {
-    "spawn_many": (1106, 478, 400, 287), "yield_many": (100, 104, 75, 46), "ping_pong": (349, 364, 302, 350),
-    "chained_spawn": (166, 213, 150, 146), "timers_overhead": (224, 182, 156, 126),
-    "cross_thread_latency": (26206, 39388, 51138, 19624), "cross_thread_throughput": (5305, 719, 954, 1060),
-    "to_thread": (None, None, 5850, 5737), "fib_tasks": (75, 53, 37.5, 57), "rss_per_task": (2701, 2704, 1416, 1417),
-    "idle_cpu": (0.2, 0.2, 0.2, 0.3), "tcp_echo": (108930, 87360, 141220, 111187),
-}
+AFFINE_BENCHES = "spawn_many,yield_many"   # bench/DEFINITIONS.md: spawn_many and yield_many also with loop-affine tasks
+RUNTIME_ORDER = ["weft", "weft-affine", "weft-handoff", "tokio", "go", "asyncio", "uvloop", "asyncio-protocol",
+                 "uvloop-protocol"]
+NATIVE_PEERS = ("tokio", "go")   # compared with weft at the same worker count
+DEFAULT_WORKERS = [1, 2, 4, 8]    # on a 2-core machine, 4 and 8 oversubscribe the CPUs on purpose
 
 LINE = re.compile(r"^(\S+) (\S+) (\d+) (\S+) (\S+)$")
 REPS = re.compile(r"^# (\S+) (\S+) (\d+) reps:((?: \S+)*)$")
@@ -125,11 +127,26 @@ def machine_info(build_dir, peer_python):
         "python": sh_out([peer_python, "-c", "import platform; print(platform.python_version())"]),
         "uvloop": uvloop_v,
         "gnuplot": sh_out(["gnuplot", "--version"]),
+        "go": sh_out([go_tool() or "go", "version"]),
+        "rustc": sh_out(["rustc", "--version"]) if not cargo_tool() else sh_out(
+            [str(Path(cargo_tool()).with_name("rustc")), "--version"]),
+        "cargo": sh_out([cargo_tool() or "cargo", "--version"]),
+        "tokio": tokio_version(),
         "weft_commit": sh_out(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"]),
         "weft_tree_dirty": bool(sh_out(["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"])),
         "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
         "loadavg_start": os.getloadavg(),
+        "nproc": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
     }
+
+
+def tokio_version():
+    """The tokio version Cargo resolved (bench/tokio/Cargo.lock)."""
+    try:
+        m = re.search(r'name = "tokio"\nversion = "([^"]+)"', (TOKIO_SRC / "Cargo.lock").read_text())
+        return m.group(1) if m else None
+    except OSError:
+        return None
 
 
 # ---- building ------------------------------------------------------------------------------------
@@ -157,6 +174,46 @@ def build_client(build_dir):
     return client
 
 
+def go_tool():
+    return shutil.which("go") or next((g for g in ("/usr/lib/go/bin/go", "/usr/bin/go") if os.access(g, os.X_OK)), None)
+
+
+def cargo_tool():
+    # Debian's cargo first: it matches the Debian crates of /usr/share/cargo/registry (librust-tokio-dev)
+    return next((c for c in ("/usr/bin/cargo",) if os.access(c, os.X_OK)), None) or shutil.which("cargo")
+
+
+def build_go(build_dir):
+    """bench/go -> BUILD/bench/go/go_bench (no module dependencies, no network)."""
+    go = go_tool()
+    if not go:
+        return None, "go not found (scripts/deps.sh bench installs golang-go)"
+    exe = Path(build_dir) / "bench/go/go_bench"
+    exe.parent.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, GOTOOLCHAIN="local", GOPROXY="off", GOFLAGS="-mod=mod",
+               GOCACHE=str(Path(build_dir) / "bench/go/cache"))
+    r = run([go, "build", "-o", exe, "."], timeout=600, cwd=GO_SRC, env=env)
+    if r.returncode != 0:
+        return None, f"go build failed: {r.stderr.strip()[-500:]}"
+    return exe, None
+
+
+def build_tokio(build_dir, jobs):
+    """bench/tokio -> BUILD/bench/tokio/release/tokio_bench, offline, against Debian's crate directory
+    (bench/tokio/.cargo/config.toml)."""
+    cargo = cargo_tool()
+    if not cargo:
+        return None, "cargo not found (scripts/deps.sh bench installs cargo and librust-tokio-dev)"
+    target = Path(build_dir) / "bench/tokio"
+    env = dict(os.environ, CARGO_TARGET_DIR=str(target))
+    if cargo.startswith("/usr/bin/"):
+        env["RUSTC"] = "/usr/bin/rustc"
+    r = run([cargo, "build", "--release", "--offline", "-j", str(jobs)], timeout=1200, cwd=TOKIO_SRC, env=env)
+    if r.returncode != 0:
+        return None, f"cargo build failed: {r.stderr.strip()[-800:]}"
+    return target / "release/tokio_bench", None
+
+
 # ---- running and parsing -------------------------------------------------------------------------
 
 class Results:
@@ -166,6 +223,10 @@ class Results:
         self.fib = {}     # (runtime, workers) -> {steals: [...], stolen: [...], started: [...]}
         self.notes = []
         self.logs = {}
+        self.steps = []   # {tag, loadavg_before, seconds, ok}
+        self.row_load = {}  # (bench, runtime, workers) -> 1-minute load average when its step started
+
+    cur_load = None
 
     def parse(self, tag, out, err):
         self.logs[tag] = {"stdout": out, "stderr": err}
@@ -192,7 +253,7 @@ class Results:
             name, rt, w, val, unit = m.group(1), m.group(2), int(m.group(3)), float(m.group(4)), m.group(5)
             key = (name, rt, w)
             self.rows[key] = {"benchmark": name, "runtime": rt, "workers": w, "median": val, "unit": unit,
-                              "reps": reps.get(key, [val])}
+                              "reps": reps.get(key, [val]), "loadavg_1m": self.cur_load}
             n += 1
         return n
 
@@ -200,6 +261,10 @@ class Results:
 def run_step(res, tag, cmd, timeout, env=None):
     log(f"{tag}: {' '.join(map(str, cmd))}")
     t0 = time.monotonic()
+    load = os.getloadavg()
+    res.cur_load = round(load[0], 2)
+    step = {"tag": tag, "loadavg_before": [round(x, 2) for x in load], "seconds": None, "ok": False}
+    res.steps.append(step)
     try:
         r = run(cmd, timeout=timeout, cwd=REPO, env=env)
     except subprocess.TimeoutExpired as e:
@@ -211,11 +276,51 @@ def run_step(res, tag, cmd, timeout, env=None):
         return False
     n = res.parse(tag, r.stdout, r.stderr)
     dt = time.monotonic() - t0
+    step["seconds"] = round(dt, 1)
     if r.returncode != 0:
         res.notes.append(f"{tag}: exit status {r.returncode}: {r.stderr.strip().splitlines()[-1:]}")
         log(f"{tag}: FAILED (exit {r.returncode}) after {dt:.1f} s\n{r.stderr[-3000:]}")
         return False
     log(f"{tag}: {n} lines in {dt:.1f} s")
+    step["ok"] = True
+    return True
+
+
+def run_echo_peer(res, tag, exe, rt, w, client, secs, conns=64, size=64):
+    """tcp_echo against a `--serve` peer (Tokio, Go): start it, read `PORT n`, drive it with the C client
+    for `secs` seconds; the server stops by itself once the client has closed its connections."""
+    log(f"{tag}: {exe} --workers {w} --serve + echo_client -c {conns} -s {size} -d {secs}")
+    load = os.getloadavg()
+    res.cur_load = round(load[0], 2)
+    step = {"tag": tag, "loadavg_before": [round(x, 2) for x in load], "seconds": None, "ok": False}
+    res.steps.append(step)
+    t0 = time.monotonic()
+    srv = subprocess.Popen([str(exe), "--workers", str(w), "--serve"], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
+    try:
+        line = srv.stdout.readline().split()
+        if len(line) != 2 or line[0] != "PORT":
+            raise RuntimeError(f"server said {line}")
+        out = run([client, "127.0.0.1", line[1], "-c", conns, "-s", size, "-d", secs], timeout=secs + 30)
+        if out.returncode != 0:
+            raise RuntimeError(f"echo client failed ({out.returncode}): {out.stderr.strip()}")
+        srv.wait(timeout=15)
+        f = out.stdout.split()   # roundtrips N elapsed_s X req_per_s Y
+        if f[0::2] != ["roundtrips", "elapsed_s", "req_per_s"]:
+            raise RuntimeError(f"client said {out.stdout!r}")
+        v = round(int(f[1]) / float(f[3]))
+        res.parse(tag, f"tcp_echo {rt} {w} {v} req/s\n", f"# tcp_echo {rt} {w} reps: {v}\n" + srv.stderr.read())
+    except (RuntimeError, OSError, subprocess.TimeoutExpired) as e:
+        res.notes.append(f"{tag}: {e}")
+        log(f"{tag}: FAILED: {e}")
+        return False
+    finally:
+        if srv.poll() is None:
+            srv.kill()
+            srv.wait()
+    step["seconds"] = round(time.monotonic() - t0, 1)
+    step["ok"] = True
+    log(f"{tag}: {v} req/s")
     return True
 
 
@@ -233,9 +338,14 @@ def better(name, weft, peer):
 
 
 def add_ratios(res):
+    """x_asyncio / x_uvloop: against the single-threaded Python peers; x_tokio / x_go: against Tokio and Go at
+    the row's own worker count (weft rows only). All from this run."""
     for (name, rt, w), row in res.rows.items():
         for peer in ("asyncio", "uvloop"):
             p = res.rows.get((name, peer, 1))
+            row[f"x_{peer}"] = better(name, row["median"], p["median"] if p else None)
+        for peer in NATIVE_PEERS:
+            p = res.rows.get((name, peer, w)) if rt.startswith("weft") else None
             row[f"x_{peer}"] = better(name, row["median"], p["median"] if p else None)
 
 
@@ -258,15 +368,17 @@ def ratio(v):
 
 
 def table(res):
-    head = ["benchmark", "runtime", "workers", "median", "unit", "spread (min-max)", "vs asyncio", "vs uvloop"]
+    head = ["benchmark", "runtime", "workers", "median", "unit", "spread (min-max)", "vs tokio", "vs go",
+            "vs asyncio", "vs uvloop"]
     lines = []
     for r in sorted_rows(res):
         reps = r["reps"]
         spread = f"{num(min(reps))}-{num(max(reps))}" if len(reps) > 1 else "(1 rep)"
         lines.append([r["benchmark"], r["runtime"], str(r["workers"]), num(r["median"]), r["unit"], spread,
-                      ratio(r.get("x_asyncio")), ratio(r.get("x_uvloop"))])
+                      ratio(r.get("x_tokio")), ratio(r.get("x_go")), ratio(r.get("x_asyncio")),
+                      ratio(r.get("x_uvloop"))])
     widths = [max(len(x[i]) for x in [head] + lines) for i in range(len(head))]
-    right = {2, 3, 5, 6, 7}
+    right = {2, 3, 5, 6, 7, 8, 9}
 
     def fmt(cells):
         return "  ".join(c.rjust(widths[i]) if i in right else c.ljust(widths[i]) for i, c in enumerate(cells))
@@ -281,10 +393,11 @@ def table(res):
 
 
 def scalability(res, workers):
-    """weft's speed-up: throughput at w workers / throughput at 1 worker (fib_tasks: ms(w1)/ms(w))."""
+    """Speed-up: throughput at w workers / throughput at 1 worker (fib_tasks: ms(w1)/ms(w)), for weft, Tokio, Go."""
     out = {}
     for (name, rt, w), row in res.rows.items():
-        if rt not in ("weft", "weft-affine") or name in ("rss_per_task", "idle_cpu", "timers_overhead"):
+        if rt not in ("weft", "weft-affine", "weft-handoff") + NATIVE_PEERS or \
+                name in ("rss_per_task", "idle_cpu", "timers_overhead"):
             continue
         base = res.rows.get((name, rt, 1))
         if not base:
@@ -295,7 +408,7 @@ def scalability(res, workers):
 
 
 def footer(res, workers):
-    lines = ["", "weft speed-up over 1 worker (throughput(w) / throughput(1); fib_tasks: ms(w1)/ms(w)):"]
+    lines = ["", "speed-up over 1 worker (throughput(w) / throughput(1); fib_tasks: ms(w1)/ms(w)):"]
     sc = scalability(res, workers)
     for k in sorted(sc, key=lambda k: (BENCH_ORDER.index(k.split()[0]) if k.split()[0] in BENCH_ORDER else 99, k)):
         cells = "  ".join(f"w{w}: {sc[k][w]:.2f}" for w in sorted(sc[k]) if sc[k][w] is not None)
@@ -312,42 +425,62 @@ def footer(res, workers):
 # ---- files --------------------------------------------------------------------------------------
 
 def markdown(res, workers):
-    """The summary table of docs/benchmarks.md: one row per benchmark, medians side by side."""
-    wmax = max(workers)
-    cols = [("asyncio", 1), ("uvloop", 1)] + [("weft", w) for w in workers] + \
-           [("weft-affine", w) for w in workers if any((n, "weft-affine", w) in res.rows for n in BENCH_ORDER)]
-    head = ["benchmark", "unit"] + [f"{rt} w{w}" if rt.startswith("weft") else rt for rt, w in cols] + \
-           ["weft w1 vs asyncio", "weft w1 vs uvloop", f"weft w1→w{wmax} speed-up", "Go w1 / w2 (anchor)",
-            "Tokio w1 / w2 (anchor)"]
+    """The summary tables of docs/benchmarks.md: one row per benchmark and worker count, weft beside Tokio
+    and Go at the same worker count (and the single-threaded Python peers on the 1-worker row), then the
+    speed-ups over 1 worker."""
+    head = ["benchmark", "unit", "w", "weft", "weft min-max", "weft-affine", "Tokio", "Go", "weft vs Tokio",
+            "weft vs Go", "asyncio", "uvloop", "weft vs asyncio", "weft vs uvloop"]
     out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for n in BENCH_ORDER:
-        rows = {(rt, w): res.rows.get((n, rt, w)) for rt, w in cols}
-        if not any(rows.values()):
+        if not any(k[0] == n for k in res.rows):
             continue
-        unit = next(r["unit"] for r in rows.values() if r)
-        cells = [f"`{n}`", unit]
-        for k in cols:
-            r = rows[k]
-            cells.append(num(r["median"]) if r else "")
-        one, top = res.rows.get((n, "weft", 1)), res.rows.get((n, "weft", wmax))
-        cells += [ratio(one.get("x_asyncio")) if one else "", ratio(one.get("x_uvloop")) if one else ""]
-        sp = better(n, top["median"], one["median"]) if one and top and n not in ("rss_per_task", "idle_cpu") else None
-        cells.append(ratio(sp) if sp else "")
-        a = ANCHORS.get(n)
-
-        def pair(x, y):
-            return "n/a" if x is None else f"{num(x)} / {num(y)}"
-        cells += [pair(a[0], a[1]), pair(a[2], a[3])] if a else ["", ""]
-        out.append("| " + " | ".join(cells) + " |")
+        for w in workers:
+            get = lambda rt, ww=w: res.rows.get((n, rt, ww))   # noqa: E731
+            if not any(get(rt) for rt in ("weft", "weft-affine", "tokio", "go")):
+                continue
+            wf = get("weft")
+            unit = next(r["unit"] for r in (get(rt) for rt in ("weft", "tokio", "go", "weft-affine")) if r)
+            cells = [f"`{n}`", unit, str(w)]
+            cells.append(num(wf["median"]) if wf else "")
+            cells.append(f"{num(min(wf['reps']))}-{num(max(wf['reps']))}" if wf and len(wf["reps"]) > 1 else "")
+            for rt in ("weft-affine", "tokio", "go"):
+                r = get(rt)
+                cells.append(num(r["median"]) if r else ("n/a" if rt == "go" and n == "to_thread" else ""))
+            cells += [ratio(wf.get("x_tokio")) if wf else "", ratio(wf.get("x_go")) if wf else ""]
+            if w == 1:
+                for rt in ("asyncio", "uvloop"):
+                    r = get(rt)
+                    cells.append(num(r["median"]) if r else "")
+                cells += [ratio(wf.get("x_asyncio")) if wf else "", ratio(wf.get("x_uvloop")) if wf else ""]
+            else:
+                cells += ["", "", "", ""]
+            out.append("| " + " | ".join(cells) + " |")
     extra = []
-    for rt, label in (("asyncio-protocol", "asyncio protocol server"), ("uvloop-protocol", "uvloop protocol server"),
-                      ("weft-handoff", "weft server in hand-off mode (one acceptor)")):
+    for rt, label in (("asyncio-protocol", "the asyncio protocol server"), ("uvloop-protocol", "the uvloop protocol server"),
+                      ("weft-handoff", "the weft server in hand-off mode (one acceptor)")):
         vals = [f"w{w} {num(res.rows[('tcp_echo', rt, w)]['median'])}" for w in sorted(
             {k[2] for k in res.rows if k[:2] == ("tcp_echo", rt)})]
         if vals:
-            extra.append(f"`tcp_echo` with the {label}: {', '.join(vals)} req/s.")
+            extra.append(f"`tcp_echo` with {label}: {', '.join(vals)} req/s.")
     if extra:
         out.append("\n" + "\n".join(f"- {e}" for e in extra))
+
+    # speed-ups over 1 worker
+    sc = scalability(res, workers)
+    more = [w for w in workers if w != 1]
+    if more:
+        rts = ["weft", "tokio", "go"]
+        head = ["benchmark"] + [f"{rt} w{w}" for rt in rts for w in more]
+        out += ["", "Speed-up over 1 worker of the same runtime (throughput(w) / throughput(1)):", "",
+                "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for n in BENCH_ORDER:
+            if not any(f"{n} {rt}" in sc for rt in rts):
+                continue
+            cells = [f"`{n}`"]
+            for rt in rts:
+                d = sc.get(f"{n} {rt}", {})
+                cells += [ratio(d.get(w)) if d.get(w) else "" for w in more]
+            out.append("| " + " | ".join(cells) + " |")
     return "\n".join(out) + "\n"
 
 
@@ -356,14 +489,15 @@ def write_files(res, machine, config, out_dir):
     rows = sorted_rows(res)
     with open(out_dir / "results.csv", "w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(["benchmark", "runtime", "workers", "median", "unit", "min", "max", "reps", "x_asyncio",
-                    "x_uvloop"])
+        xs = ["x_tokio", "x_go", "x_asyncio", "x_uvloop"]
+        w.writerow(["benchmark", "runtime", "workers", "median", "unit", "min", "max", "reps", *xs, "loadavg_1m"])
         for r in rows:
             w.writerow([r["benchmark"], r["runtime"], r["workers"], r["median"], r["unit"], min(r["reps"]),
                         max(r["reps"]), " ".join(f"{x:g}" for x in r["reps"]),
-                        "" if r.get("x_asyncio") is None else f"{r['x_asyncio']:.4g}",
-                        "" if r.get("x_uvloop") is None else f"{r['x_uvloop']:.4g}"])
+                        *("" if r.get(x) is None else f"{r[x]:.4g}" for x in xs),
+                        "" if r.get("loadavg_1m") is None else r["loadavg_1m"]])
         fh.write("# machine: " + json.dumps(machine) + "\n")
+        fh.write("# steps (load average 1/5/15 min when each started): " + json.dumps(res.steps) + "\n")
     doc = {
         "machine": machine,
         "config": config,
@@ -372,6 +506,7 @@ def write_files(res, machine, config, out_dir):
         "runtime_counters": [{"benchmark": k[0], "runtime": k[1], "workers": k[2], **v}
                              for k, v in sorted(res.stats.items())],
         "fib_tasks_steals": [{"runtime": k[0], "workers": k[1], **v} for k, v in sorted(res.fib.items())],
+        "steps": res.steps,
         "notes": res.notes,
     }
     (out_dir / "results.json").write_text(json.dumps(doc, indent=1) + "\n")
@@ -416,14 +551,14 @@ def plots(res, workers, out_dir, img_dir):
     data.mkdir(parents=True, exist_ok=True)
     img_dir.mkdir(parents=True, exist_ok=True)
 
-    # 1. scalability: one block per weft benchmark, `workers weft weft-affine` (ops/s)
+    # 1. scalability: one block per benchmark, `workers weft weft-affine tokio go` (ops/s)
     names = [n for n in BENCH_ORDER if n not in ("rss_per_task", "idle_cpu", "timers_overhead")
              and any((n, "weft", w) in res.rows for w in workers)]
     with open(data / "scalability.dat", "w") as fh:
         for n in names:
             for w in workers:
                 vals = []
-                for rt in ("weft", "weft-affine"):
+                for rt in ("weft", "weft-affine", "tokio", "go"):
                     row = res.rows.get((n, rt, w))
                     t = throughput(n, row) if row else None
                     vals.append(f"{t:.6g}" if t else "NaN")
@@ -432,7 +567,10 @@ def plots(res, workers, out_dir, img_dir):
 
     # 2. comparison bars: how many times faster than asyncio (log scale), per benchmark
     wmax = max(workers)
-    cols = [("asyncio", 1), ("uvloop", 1), ("weft", 1)] + ([("weft", wmax)] if wmax > 1 else [])
+    cores = _MACHINE.get("nproc") or os.cpu_count() or 1
+    wc = cores if cores in workers and cores > 1 else (wmax if wmax > 1 else None)
+    cols = [("asyncio", 1), ("uvloop", 1), ("weft", 1), ("tokio", 1), ("go", 1)] + \
+        ([("weft", wc), ("tokio", wc), ("go", wc)] if wc else [])
     bar_names = [n for n in BENCH_ORDER if n not in ("timers_total", "idle_cpu", "rss_per_task")
                  and (n, "asyncio", 1) in res.rows]
     with open(data / "bars.dat", "w") as fh:
@@ -454,7 +592,7 @@ def plots(res, workers, out_dir, img_dir):
         for term, ext in ((png, "png"), ("svg", "svg")):
             outf = img_dir / f"{stem}.{ext}"
             cmd = [gp, "-e", f"datafile='{dat}'; outfile='{outf}'; term='{term}'; n={count}; "
-                             f"wmax={wmax}; names='{' '.join(names)}'; title_machine='{machine_title(res)}'",
+                             f"wmax={wmax}; cores={cores}; names='{' '.join(names)}'; title_machine='{machine_title(res)}'",
                    PLOT_DIR / script]
             r = run(cmd, timeout=60)
             if r.returncode != 0 or not outf.exists():
@@ -478,14 +616,15 @@ def machine_title(res):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="each benchmark once at small size")
-    ap.add_argument("--workers", help="comma-separated weft worker counts (default 1..nproc)")
+    ap.add_argument("--workers", help="comma-separated worker counts for weft, Tokio and Go (default 1,2,4,8)")
     ap.add_argument("--reps", type=int, default=3,
-                    help="weft measured repetitions (default 3 here, weft_bench's own default is 5)")
+                    help="weft, Tokio and Go measured repetitions (default 3 here, the programs' own default is 5)")
     ap.add_argument("--warmup", type=int, help="weft warm-up repetitions (default 1)")
     ap.add_argument("--peer-reps", type=int, default=2,
                     help="asyncio/uvloop measured repetitions (default 2 here, peers.py's own default is 3)")
     ap.add_argument("--only", help="comma-separated benchmark names for weft and the peers")
     ap.add_argument("--no-peers", action="store_true", help="weft only")
+    ap.add_argument("--no-native-peers", action="store_true", help="no Tokio and Go (asyncio and uvloop only)")
     ap.add_argument("--no-build", action="store_true", help="use the existing build")
     ap.add_argument("--no-plots", action="store_true")
     ap.add_argument("--replot", action="store_true",
@@ -512,23 +651,36 @@ def main():
         return 0
 
     ncpu = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    workers = [int(x) for x in args.workers.split(",")] if args.workers else list(range(1, ncpu + 1))
+    workers = [int(x) for x in args.workers.split(",")] if args.workers else DEFAULT_WORKERS
     peer_python = "/usr/bin/python3" if os.access("/usr/bin/python3", os.X_OK) else sys.executable
-    build_dir = Path(args.build_dir)
+    build_dir = Path(args.build_dir).resolve()
+    notes_early = []
     if not args.no_build:
         build(build_dir, ncpu)
     client = build_client(build_dir)
     weft_bench = build_dir / "bench/weft_bench"
     if not weft_bench.exists():
         sys.exit(f"no {weft_bench}: build first (drop --no-build)")
+    natives = {}   # runtime -> executable
+    if not args.no_peers and not args.no_native_peers:
+        for rt, builder in (("tokio", lambda: build_tokio(build_dir, min(ncpu, 2))), ("go", lambda: build_go(build_dir))):
+            log(f"building the {rt} peer")
+            exe, err = builder()
+            if exe:
+                natives[rt] = exe
+            else:
+                notes_early.append(f"{rt} peer not built, skipped: {err}")
+                log(notes_early[-1])
 
     machine = machine_info(build_dir, peer_python)
     _MACHINE.update(machine)
     config = {"quick": args.quick, "workers": workers, "weft_reps": 1 if args.quick else args.reps,
               "weft_warmup": 0 if args.quick else (1 if args.warmup is None else args.warmup),
               "peer_reps": 1 if args.quick else args.peer_reps, "peer_warmup": 0 if args.quick else 1,
-              "only": args.only}
+              "native_peer_reps": 1 if args.quick else args.reps, "only": args.only,
+              "native_peers": sorted(natives)}
     res = Results()
+    res.notes += notes_early
     ok = True
 
     common = ["--quick"] if args.quick else ["--reps", str(args.reps)]
@@ -537,9 +689,18 @@ def main():
     only = ["--only", args.only] if args.only else []
     tmo = 120 if args.quick else 300
 
-    # weft, every worker count: stealable (all), then loop-affine (spawn_many, yield_many)
+    # every worker count: weft (stealable tasks), then Tokio and Go right after it, so that the figures
+    # compared with each other are taken close together in time (tcp_echo is not theirs: it runs below)
+    native_only = only
+    if args.only:
+        native_only = ["--only", ",".join(n for n in args.only.split(",") if n != "tcp_echo")]
     for w in workers:
-        ok &= run_step(res, f"weft-w{w}", [weft_bench, "--workers", w, *common, *only], tmo)
+        if args.only and native_only[1] == "":
+            break   # tcp_echo only: it runs below
+        ok &= run_step(res, f"weft-w{w}", [weft_bench, "--workers", w, *common, *native_only], tmo)
+        for rt, exe in natives.items():
+            ok &= run_step(res, f"{rt}-w{w}", [exe, "--workers", w, *common, *native_only], tmo)
+    # then loop-affine weft tasks (spawn_many, yield_many)
     aff = AFFINE_BENCHES
     if args.only:
         aff = ",".join(n for n in args.only.split(",") if n in AFFINE_BENCHES.split(","))
@@ -563,18 +724,21 @@ def main():
                 cmd += ["--only", args.only]
             ok &= run_step(res, peer, cmd, 600)
 
-    # tcp_echo for weft
+    # tcp_echo, every worker count: weft (both serving modes), then Tokio and Go
     if not args.only or "tcp_echo" in args.only.split(","):
-        if TCP_ECHO_SCRIPT.exists():
-            # bench/run_tcp_echo.sh BUILD_DIR WORKERS...: `tcp_echo weft W v req/s` (SO_REUSEPORT
-            # listener per loop) and `tcp_echo weft-handoff W v req/s` (one acceptor, hand-off)
-            env = dict(os.environ, ECHO_SECS="1" if args.quick else "5", REPS="1")
-            secs = 1 if args.quick else 5
-            cmd = ["sh", TCP_ECHO_SCRIPT, build_dir, *workers]
-            ok &= run_step(res, "tcp_echo-weft", cmd, 2 * len(workers) * (secs + 15) + 30, env=env)
-        else:
-            res.notes.append("tcp_echo for weft skipped: bench/run_tcp_echo.sh does not exist yet")
-            log(res.notes[-1])
+        secs = 1 if args.quick else 5
+        for w in workers:
+            if TCP_ECHO_SCRIPT.exists():
+                # bench/run_tcp_echo.sh BUILD_DIR WORKERS...: `tcp_echo weft W v req/s` (SO_REUSEPORT
+                # listener per loop) and `tcp_echo weft-handoff W v req/s` (one acceptor, hand-off)
+                env = dict(os.environ, ECHO_SECS=str(secs), REPS="1")
+                cmd = ["sh", TCP_ECHO_SCRIPT, build_dir, w]
+                ok &= run_step(res, f"tcp_echo-weft-w{w}", cmd, 2 * (secs + 15) + 30, env=env)
+            elif w == workers[0]:
+                res.notes.append("tcp_echo for weft skipped: bench/run_tcp_echo.sh does not exist")
+                log(res.notes[-1])
+            for rt, exe in natives.items():
+                ok &= run_echo_peer(res, f"tcp_echo-{rt}-w{w}", exe, rt, w, client, secs)
 
     add_ratios(res)
     machine["loadavg_end"] = os.getloadavg()
@@ -590,9 +754,12 @@ def main():
     print(f"weft benchmarks ({'quick: 1 rep at 1/100 size, timings meaningless' if args.quick else 'median of reps'})"
           f" on {machine['cpu_model']}, {machine['cores']} cores, kernel {machine['kernel']}, "
           f"{machine['compiler']}, libuv {machine['libuv']}, ck {machine['ck']}, Python {machine['python']}, "
-          f"uvloop {machine['uvloop']}")
-    print("vs asyncio / vs uvloop: how many times better weft (or the row's runtime) is than the peer "
-          "(>1 = better; peer/value for times, value/peer for req/s)")
+          f"uvloop {machine['uvloop']}, {machine['go']}, tokio {machine['tokio']} ({machine['rustc']}); "
+          f"load average at start {' '.join(f'{x:.2f}' for x in machine['loadavg_start'])}, "
+          f"at end {' '.join(f'{x:.2f}' for x in machine['loadavg_end'])}")
+    print("vs tokio / vs go: how many times better the weft row is than Tokio / Go at the same worker count; "
+          "vs asyncio / vs uvloop: than the single-threaded Python peer (>1 = better; peer/value for times, "
+          "value/peer for req/s). Every figure is from this run.")
     print()
     print(table(res))
     print(footer(res, workers))

@@ -1,5 +1,5 @@
 #!/bin/sh
-# tcp_echo for weft (../shared/bench/DEFINITIONS.md, benchmark 9): runs
+# tcp_echo for weft (bench/DEFINITIONS.md, benchmark 9): runs
 # bench/tcp_echo_server against the shared load client bench/client/echo_client
 # at each worker count and serving mode, and prints one line per run:
 #

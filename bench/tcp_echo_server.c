@@ -1,4 +1,4 @@
-/* tcp_echo server for weft (../shared/bench/DEFINITIONS.md, benchmark 9).
+/* tcp_echo server for weft (bench/DEFINITIONS.md, benchmark 9).
  *
  *   tcp_echo_server [--workers N] [--mode reuseport|handoff|one] [--lifetime S]
  *

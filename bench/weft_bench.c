@@ -1,4 +1,4 @@
-/* weft's side of the benchmarks of ../shared/bench/DEFINITIONS.md (rows 1-8, 10, 11; tcp_echo is
+/* weft's side of the benchmarks of bench/DEFINITIONS.md (rows 1-8, 10, 11; tcp_echo is
  * bench/tcp_echo_server.c). Same sizes, same work, same clock boundaries and the same output as the
  * Python peers (bench/python/peers.py):
  *

@@ -1,10 +1,13 @@
 #!/bin/sh
 # Install the Debian packages weft needs, if any is missing. Works as root or
 # through sudo. Usage: scripts/deps.sh [bench]
+# bench: also the peers of bench/DEFINITIONS.md: Python + uvloop, Go (golang-go), Rust with
+# Debian's tokio crate and its dependencies (cargo, librust-tokio-dev; bench/tokio builds offline
+# against /usr/share/cargo/registry), and gnuplot for the plots.
 set -e
 pkgs="cmake make gcc libc6-dev pkg-config libuv1-dev libck-dev"
 if [ "$1" = "bench" ]; then
-  pkgs="$pkgs python3 python3-uvloop gnuplot-nox"
+  pkgs="$pkgs python3 python3-uvloop gnuplot-nox golang-go cargo librust-tokio-dev librust-libc-dev"
 fi
 missing=""
 for p in $pkgs; do
