@@ -283,6 +283,32 @@ static int readline_main(void *arg, weft_value_t *out)
     CHECK_EQ(weft_reader_readline(r, buf, sizeof buf, &n), 0);
     CHECK_EQ(n, 0);
     finish(s, r, w);
+
+    /* an unterminated last line of exactly min(limit, cap) bytes fits: it is
+     * the line, not an overrun (the limit, then the caller's buffer, bound it) */
+    struct script sc3 = { .parts = { "a\nabcd" } };
+    connect_script(&sc3, &(weft_stream_opts_t){ .limit = 4 }, &s, &r, &w);
+    CHECK_EQ(weft_reader_readline(r, buf, sizeof buf, &n), 0);
+    CHECK_EQ(n, 2);
+    CHECK_EQ(weft_reader_readline(r, buf, sizeof buf, &n), 0);
+    CHECK_EQ(n, 4);
+    CHECK(memcmp(buf, "abcd", 4) == 0);
+    CHECK_EQ(weft_reader_readline(r, buf, sizeof buf, &n), 0);
+    CHECK_EQ(n, 0);
+    finish(s, r, w);
+    struct script sc4 = { .parts = { "wxyz" } };
+    connect_script(&sc4, NULL, &s, &r, &w);
+    CHECK_EQ(weft_reader_readuntil(r, "\r\n", 2, buf, 4, &n), WEFT_EINCOMPLETE);
+    CHECK_EQ(n, 4);
+    CHECK(memcmp(buf, "wxyz", 4) == 0);
+    finish(s, r, w);
+    /* one byte more than fits is still an overrun, and nothing is lost */
+    struct script sc5 = { .parts = { "abcde" } };
+    connect_script(&sc5, &(weft_stream_opts_t){ .limit = 4 }, &s, &r, &w);
+    CHECK_EQ(weft_reader_readline(r, buf, sizeof buf, &n), WEFT_ELIMIT);
+    CHECK_EQ(weft_reader_readexactly(r, buf, 5, &n), 0);
+    CHECK(memcmp(buf, "abcde", 5) == 0);
+    finish(s, r, w);
     return 0;
 }
 
