@@ -4,6 +4,7 @@
  * name resolution. Loopback only; every test is bounded by a watchdog alarm
  * and by its byte and request counts. */
 #include "check.h"
+#include "watchdog.h"
 #include "core/task.h"
 #include "weft.h"
 
@@ -1069,7 +1070,7 @@ static void test_not_in_task(void)
 
 int main(int argc, char **argv)
 {
-    alarm(SANITIZED ? 240 : 120);   /* watchdog: the default action ends the process */
+    alarm(120 * WD_SCALE);   /* watchdog (scaled for sanitizer builds): the default action ends the process */
     setvbuf(stdout, NULL, _IONBF, 0);
     RUN(test_not_in_task);
     RUN(test_echo_sizes);
