@@ -12,15 +12,27 @@
 #include <unistd.h>
 
 /* The counts are what makes a race likely, not what is checked: sanitizer
- * builds run them smaller. ThreadSanitizer is the slowest by far at this
- * (every task switch and atomic goes through its runtime: 174 s for a twenty
- * times smaller run on a quiet machine), so it gets one fiftieth. */
+ * builds run them smaller. ThreadSanitizer is the slowest by far: it creates
+ * a fiber for every task, about 3 ms each on a loaded 2-core machine, so
+ * fib(20)'s 10,945 tasks took 34 s and the suite 174 s; under it the counts of
+ * tasks are divided by 500 (TASKS_SCALE) and fib runs at 15. */
 #if defined(WEFT_TSAN)
 #define SCALE 50
+#define TASKS_SCALE 500
+#define FIB_N 15
+#define FIB_VALUE 610
+#define FIB_SPAWNS 986    /* tasks spawned by fib(n): F(n+1) - 1 */
 #elif defined(WEFT_ASAN)
 #define SCALE 20
+#define TASKS_SCALE 20
 #else
 #define SCALE 1
+#define TASKS_SCALE 1
+#endif
+#ifndef FIB_N
+#define FIB_N 20
+#define FIB_VALUE 6765
+#define FIB_SPAWNS 10945
 #endif
 #define RUNW(fn)          \
     do {                  \
@@ -63,19 +75,19 @@ static void test_fib_two_workers(void)
 {
     weft_runtime_t *rt = new_rt(2);
     weft_value_t v;
-    CHECK_EQ(weft_runtime_run(rt, fib, (void *)(intptr_t)20, NULL, &v), 0);
-    CHECK_EQ(v.i, 6765);
+    CHECK_EQ(weft_runtime_run(rt, fib, (void *)(intptr_t)FIB_N, NULL, &v), 0);
+    CHECK_EQ(v.i, FIB_VALUE);
     weft_loop_stats_t s0, s1;
     weft_runtime_stats(rt, 0, &s0);
     weft_runtime_stats(rt, 1, &s1);
     /* 10945 tasks are spawned in fib(20), plus main */
-    CHECK_EQ(s0.tasks_started + s1.tasks_started, 10945 + 1);
+    CHECK_EQ(s0.tasks_started + s1.tasks_started, FIB_SPAWNS + 1);
     weft_runtime_print_stats(rt, stdout);
     CHECK_EQ(weft_runtime_free(rt), 0);
 }
 
 /* ---- one million stealable tasks, each run exactly once ---------------------------- */
-#define MANY (1000000 / SCALE)
+#define MANY (1000000 / TASKS_SCALE)
 static unsigned char ran[MANY];
 static unsigned int finished;
 
@@ -318,7 +330,7 @@ static void test_random_cancellations_across_loops(void)
 
 /* ---- run_coroutine_threadsafe from foreign threads -------------------------------------- */
 #define NTHREADS 8
-#define PER_THREAD (100000 / SCALE)   /* 8 threads x 100,000 (x 5,000 under sanitizers) */
+#define PER_THREAD (100000 / TASKS_SCALE)   /* 8 threads x 100,000 (x 5,000 under ASan, x 200 under TSan) */
 
 static int plus_one(void *arg, weft_value_t *out)
 {
