@@ -1,6 +1,7 @@
 /* weft_barrier_t: CPython's test_locks.py BarrierTests (index, abort, reset,
  * broken), plus a cross-loop case. Every test is bounded by alarm(). */
 #include "check.h"
+#include "watchdog.h"
 #include "sync_util.h"
 #include "weft.h"
 
@@ -607,7 +608,7 @@ static void test_cross_loop_rounds(void)
 
 int main(int argc, char **argv)
 {
-    alarm(120);   /* watchdog: a hang fails the test */
+    alarm(120 * WD_SCALE);   /* watchdog: a hang fails the test */
     RUN(test_barrier_parties);
     RUN(test_context_manager);
     RUN(test_filling_tasks_wait_twice);

@@ -3,6 +3,7 @@
  * test_asyncio/test_base_events.py (test_slow_callback_duration / debug
  * checks) and test_tasks.py (test_task_repr, never-retrieved). */
 #include "check.h"
+#include "watchdog.h"
 #include "core/task.h"
 #include "weft.h"
 
@@ -327,7 +328,7 @@ static void test_sigusr1_dump(void)
 
 int main(int argc, char **argv)
 {
-    alarm(120);
+    alarm(120 * WD_SCALE);
     uv_mutex_init(&logmu);
     weft_set_log_handler(hook, NULL);
     RUN(test_slow_step_warning);

@@ -2,6 +2,7 @@
  * ConditionTests, plus cross-loop cases (tasks of two loops and a plain
  * thread sharing one Event / Condition). Every test is bounded by alarm(). */
 #include "check.h"
+#include "watchdog.h"
 #include "sync_util.h"
 #include "weft.h"
 
@@ -754,7 +755,7 @@ static void test_bad_input(void)
 
 int main(int argc, char **argv)
 {
-    alarm(120);   /* watchdog: a hang fails the test */
+    alarm(120 * WD_SCALE);   /* watchdog: a hang fails the test */
     RUN(test_event_wait);
     RUN(test_event_wait_on_set);
     RUN(test_event_wait_cancel);

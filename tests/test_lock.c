@@ -3,6 +3,7 @@
  * run_until_complete and check asyncio's exact order; cross-loop ones run on
  * a 2-worker runtime. Every test is bounded by an alarm() watchdog. */
 #include "check.h"
+#include "watchdog.h"
 #include "sync_util.h"
 #include "weft.h"
 
@@ -526,7 +527,7 @@ static void test_cross_loop_cancel_handoff(void)
 
 int main(int argc, char **argv)
 {
-    alarm(120);   /* watchdog: a hang fails the test */
+    alarm(120 * WD_SCALE);   /* watchdog: a hang fails the test */
     RUN(test_acquire);
     RUN(test_acquire_cancel);
     RUN(test_cancel_race);

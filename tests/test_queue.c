@@ -4,6 +4,7 @@
  * (a cancelled getter gives its item back where it was), and cross-loop
  * cases. Every test is bounded by an alarm() watchdog. */
 #include "check.h"
+#include "watchdog.h"
 #include "sync_util.h"
 #include "weft.h"
 
@@ -964,7 +965,7 @@ static void test_cross_loop(void)
 
 int main(int argc, char **argv)
 {
-    alarm(120);   /* watchdog: a hang fails the test */
+    alarm(120 * WD_SCALE);   /* watchdog: a hang fails the test */
     RUN(test_empty_full);
     RUN(test_order);
     RUN(test_maxsize);

@@ -1,19 +1,44 @@
 /* The multi-loop runtime: stealable tasks, placement, cross-loop awaits,
  * run_coroutine_threadsafe, to_thread, shutdown, idle CPU. Counts are checked
- * exactly; every test is bounded by a watchdog alarm. */
+ * exactly; a progress watchdog (watchdog.h) fails a test that hangs, however
+ * slow the build or the machine. */
 #include "check.h"
 #include "core/task.h"
+#include "watchdog.h"
 #include "weft.h"
 
 #include <pthread.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
-#if defined(WEFT_ASAN) || defined(WEFT_TSAN)
+/* The counts are what makes a race likely, not what is checked: sanitizer
+ * builds run them smaller. ThreadSanitizer is the slowest by far: it creates
+ * a fiber for every task, about 3 ms each on a loaded 2-core machine, so
+ * fib(20)'s 10,945 tasks took 34 s and the suite 174 s; under it the counts of
+ * tasks are divided by 500 (TASKS_SCALE) and fib runs at 15. */
+#if defined(WEFT_TSAN)
+#define SCALE 50
+#define TASKS_SCALE 500
+#define FIB_N 15
+#define FIB_VALUE 610
+#define FIB_SPAWNS 986    /* tasks spawned by fib(n): F(n+1) - 1 */
+#elif defined(WEFT_ASAN)
 #define SCALE 20
+#define TASKS_SCALE 20
 #else
 #define SCALE 1
+#define TASKS_SCALE 1
 #endif
+#ifndef FIB_N
+#define FIB_N 20
+#define FIB_VALUE 6765
+#define FIB_SPAWNS 10945
+#endif
+#define RUNW(fn)          \
+    do {                  \
+        wd_phase(#fn);    \
+        RUN(fn);          \
+    } while (0)
 
 static weft_runtime_t *new_rt(int workers)
 {
@@ -50,19 +75,19 @@ static void test_fib_two_workers(void)
 {
     weft_runtime_t *rt = new_rt(2);
     weft_value_t v;
-    CHECK_EQ(weft_runtime_run(rt, fib, (void *)(intptr_t)20, NULL, &v), 0);
-    CHECK_EQ(v.i, 6765);
+    CHECK_EQ(weft_runtime_run(rt, fib, (void *)(intptr_t)FIB_N, NULL, &v), 0);
+    CHECK_EQ(v.i, FIB_VALUE);
     weft_loop_stats_t s0, s1;
     weft_runtime_stats(rt, 0, &s0);
     weft_runtime_stats(rt, 1, &s1);
     /* 10945 tasks are spawned in fib(20), plus main */
-    CHECK_EQ(s0.tasks_started + s1.tasks_started, 10945 + 1);
+    CHECK_EQ(s0.tasks_started + s1.tasks_started, FIB_SPAWNS + 1);
     weft_runtime_print_stats(rt, stdout);
     CHECK_EQ(weft_runtime_free(rt), 0);
 }
 
 /* ---- one million stealable tasks, each run exactly once ---------------------------- */
-#define MANY (1000000 / SCALE)
+#define MANY (1000000 / TASKS_SCALE)
 static unsigned char ran[MANY];
 static unsigned int finished;
 
@@ -90,10 +115,15 @@ static int spawn_many(void *arg, weft_value_t *out)
             return rc;
         if (i % 1000 == 999 && (rc = weft_yield()) < 0)
             return rc;
+        if (i % 1000 == 999)
+            wd_progress();
     }
     /* tasks still pending when main returns would be cancelled: wait for all */
     while (ck_pr_load_uint(&finished) < MANY) {
+        unsigned int before = ck_pr_load_uint(&finished);
         int rc = weft_sleep(0.001);
+        if (ck_pr_load_uint(&finished) != before)
+            wd_progress();   /* only while the count moves: a lost task stalls it */
         if (rc < 0)
             return rc;
     }
@@ -300,7 +330,7 @@ static void test_random_cancellations_across_loops(void)
 
 /* ---- run_coroutine_threadsafe from foreign threads -------------------------------------- */
 #define NTHREADS 8
-#define PER_THREAD (100000 / SCALE)   /* 8 threads x 100,000 (x 5,000 under sanitizers) */
+#define PER_THREAD (100000 / TASKS_SCALE)   /* 8 threads x 100,000 (x 5,000 under ASan, x 200 under TSan) */
 
 static int plus_one(void *arg, weft_value_t *out)
 {
@@ -326,6 +356,7 @@ static void *submit_thread(void *p)
     for (int i = 0; i < PER_THREAD; i++) {
         weft_value_t v;
         CHECK_EQ(weft_cfuture_result(cfs[i], -1, &v), 0);
+        wd_progress();
         CHECK_EQ(v.i, i + 1);
         s->sum += v.i;
         weft_cfuture_release(cfs[i]);
@@ -583,19 +614,19 @@ static void test_bad_input(void)
 
 int main(int argc, char **argv)
 {
-    alarm(280);   /* watchdog: a hang fails the test */
-    RUN(test_bad_input);
-    RUN(test_fib_two_workers);
-    RUN(test_million_stealable_exactly_once);
-    RUN(test_affine_tasks_share_without_locks);
-    RUN(test_cross_loop_await);
-    RUN(test_cross_loop_cancel_cascades);
-    RUN(test_random_cancellations_across_loops);
-    RUN(test_foreign_threads_submit);
-    RUN(test_cfuture_cancel_and_timeout);
-    RUN(test_to_thread);
-    RUN(test_context_reaches_to_thread);
-    RUN(test_shutdown_with_work_in_flight);
-    RUN(test_idle_runtime_uses_no_cpu);
+    wd_start(120);   /* a hang: 120 s (x10 under sanitizers) without progress */
+    RUNW(test_bad_input);
+    RUNW(test_fib_two_workers);
+    RUNW(test_million_stealable_exactly_once);
+    RUNW(test_affine_tasks_share_without_locks);
+    RUNW(test_cross_loop_await);
+    RUNW(test_cross_loop_cancel_cascades);
+    RUNW(test_random_cancellations_across_loops);
+    RUNW(test_foreign_threads_submit);
+    RUNW(test_cfuture_cancel_and_timeout);
+    RUNW(test_to_thread);
+    RUNW(test_context_reaches_to_thread);
+    RUNW(test_shutdown_with_work_in_flight);
+    RUNW(test_idle_runtime_uses_no_cpu);
     return 0;
 }

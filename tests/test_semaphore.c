@@ -2,6 +2,7 @@
  * semaphore), BoundedSemaphore, and cross-loop cases. Every test is bounded
  * by an alarm() watchdog. */
 #include "check.h"
+#include "watchdog.h"
 #include "sync_util.h"
 #include "weft.h"
 
@@ -474,7 +475,7 @@ static void test_cross_loop_permits(void)
 
 int main(int argc, char **argv)
 {
-    alarm(120);   /* watchdog: a hang fails the test */
+    alarm(120 * WD_SCALE);   /* watchdog: a hang fails the test */
     RUN(test_initial_values);
     RUN(test_acquire);
     RUN(test_acquire_cancel);

@@ -5,6 +5,7 @@
  * runtime shut down under an open server. Loopback only; bounded by a
  * watchdog alarm and by request counts. */
 #include "check.h"
+#include "watchdog.h"
 #include "core/task.h"
 #include "weft.h"
 
@@ -315,11 +316,10 @@ static int shutdown_main(void *arg, weft_value_t *out)
         if (variant < 2) {
             /* echo handlers never end by themselves: cancelled at the deadline */
             CHECK_EQ(rc, N);
-            CHECK(dt >= 0.19 && dt < 3.0);
+            CHECK(dt >= 0.19);   /* rc == N: cancelled at the deadline (no upper bound on a loaded machine) */
             CHECK_EQ(ctx.handlers_cancelled, N);
         } else {
-            CHECK_EQ(rc, 0);   /* they all finished within the deadline */
-            CHECK(dt < 2.9);
+            CHECK_EQ(rc, 0);   /* they all finished within the deadline (rc would be N otherwise) */
         }
         CHECK_EQ(weft_server_connections(s), 0);
         CHECK(!weft_server_is_serving(s));
@@ -503,7 +503,7 @@ static void test_unix_multi_loop(void)
 
 int main(int argc, char **argv)
 {
-    alarm(SANITIZED ? 400 : 150);   /* watchdog: the default action ends the process */
+    alarm(150 * WD_SCALE);   /* watchdog (scaled for sanitizer builds): the default action ends the process */
     setvbuf(stdout, NULL, _IONBF, 0);
     struct rlimit rl;   /* 1,000 clients + 1,000 server sockets */
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < 2 * NCLIENTS + 200) {

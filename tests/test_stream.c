@@ -4,6 +4,7 @@
  * name resolution. Loopback only; every test is bounded by a watchdog alarm
  * and by its byte and request counts. */
 #include "check.h"
+#include "watchdog.h"
 #include "core/task.h"
 #include "weft.h"
 
@@ -282,6 +283,32 @@ static int readline_main(void *arg, weft_value_t *out)
     CHECK(memcmp(buf, "two", 3) == 0);
     CHECK_EQ(weft_reader_readline(r, buf, sizeof buf, &n), 0);
     CHECK_EQ(n, 0);
+    finish(s, r, w);
+
+    /* an unterminated last line of exactly min(limit, cap) bytes fits: it is
+     * the line, not an overrun (the limit, then the caller's buffer, bound it) */
+    struct script sc3 = { .parts = { "a\nabcd" } };
+    connect_script(&sc3, &(weft_stream_opts_t){ .limit = 4 }, &s, &r, &w);
+    CHECK_EQ(weft_reader_readline(r, buf, sizeof buf, &n), 0);
+    CHECK_EQ(n, 2);
+    CHECK_EQ(weft_reader_readline(r, buf, sizeof buf, &n), 0);
+    CHECK_EQ(n, 4);
+    CHECK(memcmp(buf, "abcd", 4) == 0);
+    CHECK_EQ(weft_reader_readline(r, buf, sizeof buf, &n), 0);
+    CHECK_EQ(n, 0);
+    finish(s, r, w);
+    struct script sc4 = { .parts = { "wxyz" } };
+    connect_script(&sc4, NULL, &s, &r, &w);
+    CHECK_EQ(weft_reader_readuntil(r, "\r\n", 2, buf, 4, &n), WEFT_EINCOMPLETE);
+    CHECK_EQ(n, 4);
+    CHECK(memcmp(buf, "wxyz", 4) == 0);
+    finish(s, r, w);
+    /* one byte more than fits is still an overrun, and nothing is lost */
+    struct script sc5 = { .parts = { "abcde" } };
+    connect_script(&sc5, &(weft_stream_opts_t){ .limit = 4 }, &s, &r, &w);
+    CHECK_EQ(weft_reader_readline(r, buf, sizeof buf, &n), WEFT_ELIMIT);
+    CHECK_EQ(weft_reader_readexactly(r, buf, 5, &n), 0);
+    CHECK(memcmp(buf, "abcde", 5) == 0);
     finish(s, r, w);
     return 0;
 }
@@ -1043,7 +1070,7 @@ static void test_not_in_task(void)
 
 int main(int argc, char **argv)
 {
-    alarm(SANITIZED ? 240 : 120);   /* watchdog: the default action ends the process */
+    alarm(120 * WD_SCALE);   /* watchdog (scaled for sanitizer builds): the default action ends the process */
     setvbuf(stdout, NULL, _IONBF, 0);
     RUN(test_not_in_task);
     RUN(test_echo_sizes);

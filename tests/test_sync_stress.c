@@ -8,6 +8,7 @@
  *    (and TSan sees every access ordered by the Lock).
  * Bounded by an alarm() watchdog. */
 #include "check.h"
+#include "watchdog.h"
 #include "weft.h"
 
 #include <pthread.h>
@@ -287,7 +288,7 @@ static void test_lock_counter_exact(void)
 
 int main(int argc, char **argv)
 {
-    alarm(280);   /* watchdog: a hang fails the test */
+    alarm(280 * WD_SCALE);   /* watchdog: a hang fails the test */
     RUN(test_queue_exactly_once_with_cancelled_getters);
     RUN(test_lock_counter_exact);
     return 0;

@@ -50,8 +50,7 @@ static int wait_main(void *arg, weft_value_t *out)
     CHECK(contains(done, nd, a) && contains(done, nd, b));
     t0 = now();
     CHECK_EQ(weft_wait(fs, 2, WEFT_NO_TIMEOUT, WEFT_ALL_COMPLETED, done, &nd, pending, &np), 0);
-    CHECK(now() - t0 < 0.5);   /* all done already: returns without waiting (generous for loaded CI) */
-    CHECK_EQ(nd, 2);
+    CHECK_EQ(nd, 2);   /* all done already (no bound on the time: a loaded machine may stall anywhere) */
     weft_task_release(a);
     weft_task_release(b);
     return 0;
@@ -169,7 +168,8 @@ static int wait_first_exception_main(void *arg, weft_value_t *out)
     size_t nd, np;
     double t0 = now();
     CHECK_EQ(weft_wait(fs, 2, -1, WEFT_FIRST_EXCEPTION, done, &nd, pending, &np), 0);
-    CHECK(now() - t0 < 0.5);
+    (void)t0;
+    CHECK(!weft_future_done(a));   /* returned at b's error, not after a's 10 s */
     CHECK_EQ(nd, 1);
     CHECK(done[0] == b);
     CHECK(pending[0] == a);
@@ -218,7 +218,8 @@ static int wait_timeout_main(void *arg, weft_value_t *out)
     double t0 = now();
     CHECK_EQ(weft_wait(fs, 2, 0.03, WEFT_ALL_COMPLETED, done, &nd, pending, &np), 0);
     double dt = now() - t0;
-    CHECK(dt >= 0.025 && dt < 0.5);   /* the timeout, not b's end */
+    CHECK(dt >= 0.025);
+    CHECK(!weft_future_done(b));   /* the timeout, not b's end */
     CHECK_EQ(nd, 1);
     CHECK(done[0] == a);
     CHECK_EQ(np, 1);
@@ -727,7 +728,8 @@ static int ac_timeout_main(void *arg, weft_value_t *out)
     weft_future_t *which = (weft_future_t *)1;
     CHECK_EQ(weft_as_completed_next(it, &v, &which), WEFT_ETIMEDOUT);
     CHECK(which == NULL);
-    CHECK(now() - t0 < 0.5);   /* the deadline, not b's end */
+    (void)t0;
+    CHECK(!weft_future_done(b));   /* the deadline, not b's end */
     CHECK_EQ(weft_as_completed_remaining(it), 0);
     weft_as_completed_free(it);
     CHECK(!weft_future_cancelled(b));

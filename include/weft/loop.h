@@ -131,7 +131,21 @@ WEFT_API int weft_handle_cancel(weft_handle_t handle);
  * Schedule cb(arg) on @p loop from any thread, including threads weft did not
  * create (asyncio call_soon_threadsafe). Wakes the loop. Any thread; also safe
  * while the loop is not running (the callback runs when it next runs).
- * @return 0, WEFT_EINVAL, WEFT_ENOMEM, WEFT_ECLOSED.
+ *
+ * A callback accepted (0 returned) runs, with two exceptions: a standalone
+ * loop closed before it ran it, and a runtime freed without ever having run,
+ * drop it (as asyncio's close does). On a loop of a runtime, once the
+ * runtime's shutdown has begun (weft_runtime_shutdown, the end of
+ * weft_runtime_run's main task, or weft_runtime_shutdown_from_signal), every
+ * call is refused with WEFT_ECLOSED, from any thread and for good; the loop
+ * still runs every callback accepted before that, then exits. So a thread
+ * that keeps calling it cannot hold a shutdown up, and its callbacks are
+ * either run or refused, never silently lost. There is no bound on the
+ * callbacks queued before the shutdown: a producer faster than the loop
+ * should wait for its work (weft_run_coroutine_threadsafe's future) to pace
+ * itself. See docs/guarantees.md.
+ * @return 0, WEFT_EINVAL (loop or cb NULL), WEFT_ENOMEM, WEFT_ECLOSED (the loop
+ * is closed, or its runtime is shutting down or shut down).
  */
 WEFT_API int weft_call_soon_threadsafe(weft_loop_t *loop, weft_callback_t cb, void *arg);
 

@@ -94,6 +94,18 @@ WEFT_API int weft_runtime_start(weft_runtime_t *rt);
  * join every worker thread. Blocks until done unless called from a worker
  * thread (then it only requests the shutdown). A second call is harmless.
  * Any thread. @return 0 or WEFT_EINVAL.
+ *
+ * From the moment the shutdown begins (this call, the end of
+ * weft_runtime_run's main task, or weft_runtime_shutdown_from_signal), new
+ * work from outside is refused with WEFT_ECLOSED: weft_run_coroutine_threadsafe,
+ * weft_spawn_on and weft_call_soon_threadsafe on the runtime's loops. A
+ * submission is either refused or accepted, and an accepted one is run (a task
+ * that had not started yet starts already cancelled, so its outcome is
+ * WEFT_ECANCELED; a callback runs) before the workers exit: the check and the
+ * accounting are one step with respect to the shutdown, so a submission racing
+ * it never lands on a loop that has already stopped. Threads that keep
+ * submitting cannot hold the shutdown up: it takes as long as the tasks
+ * already alive need to finish once cancelled. See docs/guarantees.md.
  */
 WEFT_API int weft_runtime_shutdown(weft_runtime_t *rt);
 
@@ -116,7 +128,8 @@ WEFT_API int weft_spawn(weft_task_t **out, weft_coro_fn fn, void *arg, const wef
 /**
  * Create a loop-affine task on a chosen loop, from any thread (explicit
  * placement). The task starts on @p loop. @p out receives a reference.
- * @return 0, WEFT_EINVAL, WEFT_ENOMEM, WEFT_ECLOSED. Any thread.
+ * @return 0, WEFT_EINVAL, WEFT_ENOMEM, WEFT_ECLOSED (the loop is closed, or
+ * its runtime's shutdown has begun: see weft_runtime_shutdown). Any thread.
  */
 WEFT_API int weft_spawn_on(weft_loop_t *loop, weft_task_t **out, weft_coro_fn fn, void *arg,
                            const weft_task_opts_t *opts);
@@ -138,7 +151,8 @@ typedef struct weft_cfuture weft_cfuture_t;
  * (asyncio.run_coroutine_threadsafe). The task runs on @p loop if given, else
  * anywhere in @p rt (through the injection queue). *out receives a concurrent
  * future (release with weft_cfuture_release). @return 0, WEFT_EINVAL,
- * WEFT_ENOMEM, WEFT_ECLOSED (runtime shut down / loop closed). The task runs
+ * WEFT_ENOMEM, WEFT_ECLOSED (the runtime's shutdown has begun, or the loop is
+ * closed: see weft_runtime_shutdown). The task runs
  * in a copy of the submitter's context variables (empty from a plain thread).
  */
 WEFT_API int weft_run_coroutine_threadsafe(weft_runtime_t *rt, weft_loop_t *loop, weft_coro_fn fn, void *arg,
@@ -146,7 +160,8 @@ WEFT_API int weft_run_coroutine_threadsafe(weft_runtime_t *rt, weft_loop_t *loop
 
 /**
  * Block the calling plain thread until the task is done, at most @p timeout
- * seconds (negative = forever): 0 with the result (borrowed) in *out, the
+ * seconds (negative or NaN = forever; a huge value such as INFINITY or 1e300
+ * also waits forever, 0 or -0.0 only looks): 0 with the result (borrowed) in *out, the
  * task's error code, WEFT_ECANCELED, or WEFT_ETIMEDOUT. Must not be called on a
  * loop thread (it would block the loop): WEFT_EWRONGLOOP there; use
  * weft_cfuture_await instead. Any other thread.

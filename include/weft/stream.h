@@ -183,7 +183,8 @@ WEFT_API int weft_reader_read_all(weft_reader_t *r, size_t max, void **data, siz
  * @return 0 (*len bytes, ending with sep);
  *  WEFT_ELIMIT: no separator within min(limit, cap) bytes, or the line found
  *  is longer: nothing consumed, *len = bytes examined (asyncio's `consumed`);
- *  WEFT_EINCOMPLETE: end of stream before a separator: the partial data was
+ *  WEFT_EINCOMPLETE: end of stream before a separator: the partial data (up
+ *  to min(limit, cap) bytes: a last line of exactly that length included) was
  *  consumed and copied to buf, *len bytes;
  *  the connection's error in the same way if it failed;
  *  WEFT_EINVAL (seplen 0, cap < seplen, NULL pointers); the other errors of

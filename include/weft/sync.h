@@ -204,7 +204,9 @@ WEFT_API int weft_sem_acquire(weft_sem_t *sem);
 /**
  * Semaphore.release(): return a permit; the first waiting task gets it.
  * @return 0, WEFT_EINVAL for a BoundedSemaphore already at its initial value
- * ("BoundedSemaphore released too many times"; nothing changes). Any thread.
+ * ("BoundedSemaphore released too many times"; nothing changes),
+ * WEFT_EOVERFLOW when the counter is already INT_MAX (Python's integers do not
+ * overflow, C's int does; nothing changes). Any thread.
  */
 WEFT_API int weft_sem_release(weft_sem_t *sem);
 

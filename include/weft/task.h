@@ -6,7 +6,7 @@
  * loop's pool when the task first runs (a task created but not yet started
  * holds none) and goes back when it finishes. Default stack size:
  * WEFT_DEFAULT_STACK_SIZE (128 KiB of address space; only touched pages use
- * memory). A stack overflow is detected (guard page; for stacks carved from
+ * memory). A stack overflow is detected (64 KiB guard region; for stacks carved from
  * slabs once the process's guard-page budget is used, the saved stack pointer
  * at every switch and a zeroed red zone every 16th switch) and reported with
  * the task's name and stack size before the process aborts.

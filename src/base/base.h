@@ -53,4 +53,20 @@ char *weft__strdup(const char *s);
 /* malloc'd printf-style text; NULL when out of memory. */
 char *weft__vformat(const char *fmt, va_list ap);
 
+/* ---- time (util.c) ------------------------------------------------------------
+ * Every conversion of a user's seconds (a double) to an integer duration goes
+ * through these: a double outside uint64_t's range (INFINITY, 1e300, DBL_MAX)
+ * or NaN converted with a plain cast is undefined behaviour and in practice
+ * wraps to a tiny or zero duration. */
+/* The longest duration weft keeps (about 146 years): a deadline now + this
+ * never overflows a uint64_t of uv_hrtime() nanoseconds. */
+#define WEFT__NS_FOREVER (UINT64_MAX / 4)
+/* @s seconds as nanoseconds, saturating: NaN, negative, -0.0 and 0 give 0;
+ * anything at or past WEFT__NS_FOREVER (INFINITY included) gives it. */
+uint64_t weft__secs_to_ns(double s);
+/* The same in milliseconds, rounded up (a tiny positive duration gives 1). */
+uint64_t weft__secs_to_ms(double s);
+/* now + @s seconds in nanoseconds, saturating at WEFT__NS_FOREVER past now. */
+uint64_t weft__deadline_ns(uint64_t now, double s);
+
 #endif

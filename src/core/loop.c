@@ -17,6 +17,7 @@
 #include "runtime/sched.h"
 
 #include <math.h>
+#include <sched.h>
 
 #define WEFT__POLL_INTERVAL 61
 #define WEFT__HCHUNK 64
@@ -221,28 +222,18 @@ int weft_call_soon(weft_loop_t *loop, weft_callback_t cb, void *arg, weft_handle
     return schedule(loop, false, 0, cb, arg, out, __func__);
 }
 
-static uint64_t secs_to_ns(double s)
-{
-    if (s <= 0)
-        return 0;
-    if (s >= 1.8e10)
-        return UINT64_MAX / 2;
-    return (uint64_t)(s * 1e9);
-}
-
 int weft_call_at(weft_loop_t *loop, double when, weft_callback_t cb, void *arg, weft_handle_t *out)
 {
     if (isnan(when))
         return WEFT_EINVAL;
-    return schedule(loop, true, secs_to_ns(when), cb, arg, out, __func__);
+    return schedule(loop, true, weft__secs_to_ns(when), cb, arg, out, __func__);
 }
 
 int weft_call_later(weft_loop_t *loop, double delay, weft_callback_t cb, void *arg, weft_handle_t *out)
 {
     if (isnan(delay))
         return WEFT_EINVAL;
-    uint64_t d = secs_to_ns(delay);
-    return schedule(loop, true, weft__now_ns() + d, cb, arg, out, __func__);
+    return schedule(loop, true, weft__deadline_ns(weft__now_ns(), delay), cb, arg, out, __func__);
 }
 
 int weft_handle_cancel(weft_handle_t handle)
@@ -276,12 +267,16 @@ weft__msg_t *weft__msg_new(void (*run)(weft_loop_t *, weft__msg_t *))
 }
 
 /* Any thread. The senders count lets weft_loop_close wait until no thread is
- * between its closed-check and its uv_async_send. */
-int weft__loop_post(weft_loop_t *l, weft__msg_t *m)
+ * between its closed-check and its uv_async_send, and a runtime worker wait,
+ * before it exits, for the user's posts that passed the shutdown check
+ * (@user: weft_call_soon_threadsafe, refused once the runtime shuts down). */
+static int loop_post(weft_loop_t *l, weft__msg_t *m, bool user)
 {
+    if (user && l->rt && weft__rt_shutting(l->rt))
+        return WEFT_ECLOSED;   /* refused without touching `senders`, which the exiting worker waits out */
     ck_pr_inc_uint(&l->senders);
-    ck_pr_fence_memory();
-    if (ck_pr_load_uint(&l->flags) & WEFT__L_CLOSED) {
+    ck_pr_fence_memory();   /* counted, then look (pairs with weft__loop_run_worker's exit) */
+    if ((ck_pr_load_uint(&l->flags) & WEFT__L_CLOSED) || (user && l->rt && weft__rt_shutting(l->rt))) {
         ck_pr_dec_uint(&l->senders);
         return WEFT_ECLOSED;
     }
@@ -299,6 +294,8 @@ int weft__loop_post(weft_loop_t *l, weft__msg_t *m)
     ck_pr_dec_uint(&l->senders);
     return 0;
 }
+
+int weft__loop_post(weft_loop_t *l, weft__msg_t *m) { return loop_post(l, m, false); }
 
 static void msg_callback(weft_loop_t *l, weft__msg_t *m)
 {
@@ -329,7 +326,7 @@ int weft_call_soon_threadsafe(weft_loop_t *loop, weft_callback_t cb, void *arg)
         return WEFT_ENOMEM;
     m->cb = cb;
     m->a = arg;
-    int rc = weft__loop_post(loop, m);
+    int rc = loop_post(loop, m, true);
     if (rc < 0)
         free(m);
     return rc;
@@ -491,8 +488,6 @@ int weft_loop_run_forever(weft_loop_t *loop)
     return 0;
 }
 
-bool weft__rt_shutting(const struct weft_runtime *rt);
-
 /* A runtime worker: run until the runtime shuts down and no task is left in
  * it. At the shutdown request every task of this loop is cancelled once; tasks
  * started later are cancelled as they start (weft__task_start_claimed). */
@@ -513,8 +508,25 @@ int weft__loop_run_worker(weft_loop_t *l)
                     weft_task_cancel(&t->fut, NULL);
                 }
             }
-            if (weft__rt_live(l->rt) == 0 && !l->ready.count && weft__inbox_empty(&l->inbox))
-                break;
+            /* no task left anywhere, nothing ready here, and no message on
+             * its way: weft_call_soon_threadsafe refuses new ones from now
+             * on, so a post in flight (senders) is one that passed its check
+             * before the shutdown and must still run */
+            if (weft__rt_live(l->rt) == 0 && !l->ready.count) {
+                /* a post in flight is a few instructions from done (the same
+                 * wait as weft_loop_close's); a parked loop would not notice it
+                 * ending in a refusal */
+                for (int spins = 0; ck_pr_load_uint(&l->senders); spins++) {
+                    if (spins < 100)
+                        ck_pr_stall();
+                    else
+                        sched_yield();   /* the sender may wait for this very core */
+                }
+                ck_pr_fence_memory();   /* no sender, then the inbox: a finished post is visible */
+                WEFT__TSAN_ACQUIRE(&l->senders);
+                if (weft__inbox_empty(&l->inbox))
+                    break;
+            }
         }
     }
     uint64_t now = uv_hrtime();

@@ -3,13 +3,20 @@
  *
  * Linux's default vm.max_map_count (65530) allows only ~32k separately guarded
  * stacks (each is two mappings). weft hands out guarded stacks (mmap + a
- * PROT_NONE page below) until WEFT_GUARD_BUDGET of them exist in the process
+ * PROT_NONE region of WEFT__GUARD_BYTES below: a frame larger than one page
+ * moves the stack pointer past a one-page guard without touching it, and its
+ * first write lands in whatever lies below, often the top of a neighbour's
+ * stack; address space is cheap, and the region is still one mapping, so the
+ * guard is 64 KiB) until WEFT_GUARD_BUDGET of them exist in the process
  * (default 8192, environment variable WEFT_GUARD_BUDGET overrides), then carves
  * stacks from slabs (one mapping for many stacks). Every stack keeps its lowest
  * WEFT__REDZONE bytes zero; the scheduler checks them each time a task switches
  * out, so an overflow on a slab stack is reported with the task's name at its
- * next switch. A hit on a guard page is reported by a SIGSEGV handler running
- * on an alternate signal stack. */
+ * next switch. A hit on a guard region is reported by a SIGSEGV handler running
+ * on an alternate signal stack, naming the task whose stack the guard belongs
+ * to (found among the loop's tasks by the fault address). weft itself is built
+ * with -fstack-clash-protection where the compiler has it, which probes every
+ * page of a large frame, so no frame of weft's jumps a guard of any size. */
 #include "core/stack.h"
 #include "core/task.h"
 
@@ -30,6 +37,14 @@
 
 #define WEFT__POOL_CAP 262144     /* free stacks kept mapped per size while the loop is busy (trimmed when idle) */
 #define WEFT__SLAB_BYTES ((size_t)16 << 20)
+#define WEFT__GUARD_BYTES ((size_t)64 << 10)   /* PROT_NONE below every guarded stack */
+
+/* The guard region's length: WEFT__GUARD_BYTES rounded up to whole pages. */
+static size_t guard_len(void)
+{
+    size_t pg = weft__page_size();
+    return (WEFT__GUARD_BYTES + pg - 1) & ~(pg - 1);
+}
 
 static size_t page_size_v;
 static int guard_budget = -1;
@@ -82,7 +97,7 @@ static weft__stack_class_t *class_for(weft__stack_pool_t *p, size_t size)
 
 static weft__stack_t *alloc_guarded(size_t size)
 {
-    size_t pg = weft__page_size();
+    size_t pg = guard_len();
     if (ck_pr_faa_int(&guarded_live, 1) >= budget()) {
         ck_pr_dec_int(&guarded_live);
         return NULL;
@@ -310,14 +325,58 @@ static struct sigaction old_segv;
 static pthread_once_t segv_once = PTHREAD_ONCE_INIT;
 static pthread_key_t alt_key;
 
+/* The task's name without allocating (async-signal-safe): its own, or
+ * "Task-<id>" written into @buf. */
+static const char *sig_task_name(const weft__task_t *t, char *buf, size_t n)
+{
+    if (t->name)
+        return t->name;
+    char digits[24];
+    int i = (int)sizeof digits;
+    uint64_t v = t->id;
+    digits[--i] = 0;
+    do {
+        digits[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v && i > 0);
+    size_t len = sizeof digits - (size_t)i;   /* digits and their terminator */
+    if (n < 5 + len)
+        return "?";
+    memcpy(buf, "Task-", 5);
+    memcpy(buf + 5, digits + i, len);
+    return buf;
+}
+
+static bool in_guard(const weft__task_t *t, const char *addr)
+{
+    return t && t->stack && t->stack->guard && addr >= t->stack->guard && addr < t->stack->lo + WEFT__REDZONE;
+}
+
 static void on_segv(int sig, siginfo_t *si, void *uctx)
 {
     weft__thread_t *ts = weft__thread();
-    weft__task_t *t = ts->task;
+    weft__task_t *cur = ts->task, *owner = NULL;
     char *addr = si->si_addr;
-    if (t && t->stack && t->stack->guard && addr >= t->stack->guard && addr < t->stack->lo + WEFT__REDZONE) {
+    /* Whose guard is it? Usually the running task's, but a frame that jumped
+     * its own guard may hit a neighbour's, so the fault address decides, not
+     * the running task. */
+    if (in_guard(cur, addr))
+        owner = cur;
+    for (weft__task_t *t = ts->running ? ts->running->tasks : NULL; !owner && t; t = t->nextt)
+        if (in_guard(t, addr))
+            owner = t;
+    if (owner) {
+        static char nbuf[2][48];   /* one fault at a time: the handler then aborts */
         weft__overflow_hook = NULL;   /* a guard hit cannot be survived */
-        weft__stack_overflow(weft_task_get_name(&t->fut), t->stack->size);
+        if (cur && cur != owner) {
+            write_str("weft: the guard of task '");
+            write_str(sig_task_name(owner, nbuf[0], sizeof nbuf[0]));
+            write_str("' was hit while task '");
+            write_str(sig_task_name(cur, nbuf[1], sizeof nbuf[1]));
+            write_str("' ran: one of them overflowed with a frame larger than the guard "
+                      "(build coroutines with -fstack-clash-protection)\n");
+        }
+        weft__stack_overflow(sig_task_name(owner, nbuf[0], sizeof nbuf[0]), owner->stack->size);
     }
     /* not ours: hand it to whoever was there before, or die the default way */
     if ((old_segv.sa_flags & SA_SIGINFO) && old_segv.sa_sigaction) {

@@ -507,8 +507,7 @@ int weft_sleep(double delay)
         weft__ready_push(t->fut.loop, &t->step);
         return weft__task_suspend(t, WEFT__W_YIELD, NULL, NULL);
     }
-    uint64_t ns = delay >= 1.8e10 ? UINT64_MAX / 2 : (uint64_t)(delay * 1e9);
-    int rc = weft__timer_start(t->fut.loop, &t->timer, weft__now_ns() + ns);
+    int rc = weft__timer_start(t->fut.loop, &t->timer, weft__deadline_ns(weft__now_ns(), delay));
     if (rc < 0)
         return rc;
     return weft__task_suspend(t, WEFT__W_SLEEP, sleep_cancel, NULL);

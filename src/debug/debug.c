@@ -122,7 +122,7 @@ void weft__debug_loop_init(weft_loop_t *l)
 {
     const char *e = getenv("WEFT_DEBUG");
     l->debug = e && *e && strcmp(e, "0") != 0;
-    l->slow_ns = (uint64_t)(env_double("WEFT_SLOW_CALLBACK", 0.1) * 1e9);
+    l->slow_ns = weft__secs_to_ns(env_double("WEFT_SLOW_CALLBACK", 0.1));
     ck_spinlock_fas_init(&l->dbg_lock);
 }
 
@@ -142,7 +142,7 @@ int weft_loop_set_slow_callback_duration(weft_loop_t *loop, double seconds)
 {
     if (!loop || !(seconds >= 0) || seconds > 1e6)
         return WEFT_EINVAL;
-    loop->slow_ns = (uint64_t)(seconds * 1e9);
+    loop->slow_ns = weft__secs_to_ns(seconds);
     return 0;
 }
 

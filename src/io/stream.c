@@ -638,10 +638,14 @@ int weft_reader_readuntil(weft_reader_t *r, const void *sep, size_t seplen, void
             }
             from = have - seplen + 1;
         }
-        if (have >= lim) {   /* asyncio: "Separator is not found, and chunk exceed the limit" */
+        if (have > lim) {   /* asyncio: "Separator is not found, and chunk exceed the limit" */
             *len = have;
             return WEFT_ELIMIT;
         }
+        /* have <= lim bytes and no separator: at the end of the stream they
+         * fit and are the last line; exactly lim bytes otherwise mean a line
+         * longer than lim, but only the next byte (or the end) tells which,
+         * so it is awaited like any other data */
         if (c->eof)
             return take_partial(c, buf, len);
         if ((rc = wait_data(c, t)) < 0)

@@ -8,6 +8,8 @@
 #include "core/task.h"
 #include "runtime/sched.h"
 
+#include <math.h>
+
 typedef struct cf_waiter {
     struct cf_waiter *next;
     weft__task_t *task;       /* a task awaiting, or NULL */
@@ -133,19 +135,20 @@ int weft_cfuture_result(weft_cfuture_t *cf, double timeout, weft_value_t *out)
         return WEFT_EWRONGLOOP;
     uv_mutex_lock(&cf->mu);
     if (!cf->done) {
-        if (timeout < 0) {
+        /* negative or NaN: no timeout; INFINITY, 1e300...: saturates to about
+         * 146 years, which is as good as none */
+        if (isnan(timeout) || timeout < 0 || weft__secs_to_ns(timeout) == WEFT__NS_FOREVER) {
             while (!cf->done)
                 uv_cond_wait(&cf->cv, &cf->mu);
         } else {
-            uint64_t deadline = uv_hrtime() + (uint64_t)(timeout * 1e9);
+            uint64_t deadline = weft__deadline_ns(uv_hrtime(), timeout);
             while (!cf->done) {
                 uint64_t now = uv_hrtime();
-                if (now >= deadline || uv_cond_timedwait(&cf->cv, &cf->mu, deadline - now) == UV_ETIMEDOUT) {
-                    if (cf->done)
-                        break;
+                if (now >= deadline) {
                     uv_mutex_unlock(&cf->mu);
                     return WEFT_ETIMEDOUT;
                 }
+                uv_cond_timedwait(&cf->cv, &cf->mu, deadline - now);   /* re-checked above */
             }
         }
     }

@@ -23,6 +23,7 @@ void weft__rt_task_born(weft_runtime_t *rt)
  * answer larger: 0 means none was alive when the deaths were read. */
 unsigned int weft__rt_live(weft_runtime_t *rt)
 {
+    ck_pr_fence_memory();   /* the caller saw `shutting` first: see weft__rt_admit */
     uint64_t died = ck_pr_load_64(&rt->foreign_died), born;
     for (int i = 0; i < rt->n; i++)
         died += ck_pr_load_64(&rt->loops[i]->died);
@@ -51,6 +52,19 @@ void weft__rt_task_gone(weft_runtime_t *rt)
 }
 
 bool weft__rt_shutting(const weft_runtime_t *rt) { return ck_pr_load_uint(&rt->shutting) != 0; }
+
+/* A task submitted from any thread is counted (weft__task_alloc) before this
+ * check, never after: a worker exits once it has seen `shutting` and then no
+ * live task, so a submitter that finds `shutting` still clear is already
+ * counted for every worker that will look, and the workers stay until its
+ * task has run. Checking first and counting second let a task land in the
+ * inbox of a loop whose thread had already exited, and shutdown waited for it
+ * forever. */
+bool weft__rt_admit(weft_runtime_t *rt)
+{
+    ck_pr_fence_memory();   /* counted, then look (pairs with request_shutdown's atomic swap) */
+    return !weft__rt_shutting(rt);
+}
 
 static int default_workers(void)
 {

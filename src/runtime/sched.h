@@ -31,6 +31,9 @@ int weft__rt_submit(struct weft_runtime *rt, weft_loop_t *loop, struct weft__tas
 void weft__rt_task_born(struct weft_runtime *rt);
 void weft__rt_task_gone(struct weft_runtime *rt);
 bool weft__rt_shutting(const struct weft_runtime *rt);
+/* After counting a submitted task: false once shutdown began (the caller
+ * undoes the task and refuses with WEFT_ECLOSED). */
+bool weft__rt_admit(struct weft_runtime *rt);
 unsigned int weft__rt_live(struct weft_runtime *rt);
 /* The runtime's default blocking pool (made on first use). */
 weft_executor_t *weft__rt_executor(struct weft_runtime *rt);

@@ -190,11 +190,15 @@ int weft_spawn_on(weft_loop_t *loop, weft_task_t **out, weft_coro_fn fn, void *a
     if (weft_loop_is_closed(loop) || (loop->rt && weft__rt_shutting(loop->rt)))
         return WEFT_ECLOSED;
     weft__task_t *t;
-    int rc = weft__task_alloc(loop, fn, arg, opts, &t);
+    int rc = weft__task_alloc(loop, fn, arg, opts, &t);   /* counts the task first */
     if (rc < 0)
         return rc;
     weft_future_retain(&t->fut);   /* kept until we know the hand-off worked */
-    if ((rc = post_start(loop, t)) < 0) {
+    if (loop->rt && !weft__rt_admit(loop->rt))
+        rc = WEFT_ECLOSED;   /* shutdown began: see weft__rt_admit */
+    else
+        rc = post_start(loop, t);
+    if (rc < 0) {
         if (loop->rt)
             weft__rt_task_gone(loop->rt);
         weft_future_release(&t->fut);
@@ -346,10 +350,10 @@ void weft__rt_after_park(weft_loop_t *l)
 
 int weft__rt_submit(weft_runtime_t *rt, weft_loop_t *loop, weft__task_t *t)
 {
+    if (rt && !weft__rt_admit(rt))   /* @t is counted already: see weft__rt_admit */
+        return WEFT_ECLOSED;
     if (loop)
         return post_start(loop, t);
-    if (weft__rt_shutting(rt))
-        return WEFT_ECLOSED;
     inject(rt, t);
     weft__rt_notify(rt);
     return 0;

@@ -10,6 +10,8 @@
  * permit back and passes it on the same way. */
 #include "sync/waitq.h"
 
+#include <limits.h>
+
 struct weft_sem {
     weft__spin_t spin;
     int value;
@@ -99,6 +101,10 @@ int weft_sem_release(weft_sem_t *s)
     if (s->bound >= 0 && s->value >= s->bound) {
         weft__spin_unlock(&s->spin);
         return WEFT_EINVAL;
+    }
+    if (s->value == INT_MAX) {   /* Python's int would grow; ours would overflow */
+        weft__spin_unlock(&s->spin);
+        return WEFT_EOVERFLOW;
     }
     s->value++;
     if (s->waiters.head)
