@@ -30,7 +30,7 @@ typedef struct weft__task {
     uint8_t shutdown_cancel;        /* cancelled by the runtime's shutdown */
     uint8_t nswitch;                /* switches since the last full red-zone check */
     uint8_t wait_open;              /* weft__task_begin_wait numbered the coming suspension */
-    uint8_t live;                   /* atomic: started and not retired (holds the loop's reference) */
+    uint8_t live;                   /* atomic: linked into its loop, not yet retired (the loop holds a reference) */
     ck_stack_entry_t inj_entry;     /* link in the runtime's injection queue */
     unsigned int claim;             /* atomic: 0 queued, 1 started, 2 cancelled before start */
     /* Called on the task's loop right after it completed, before anything
