@@ -34,6 +34,7 @@ extern "C" {
 #define WEFT_ETIMEDOUT     (-ETIMEDOUT)  /**< asyncio.TimeoutError: a timeout scope or wait_for expired */
 #define WEFT_EBUSY         (-EBUSY)      /**< the loop is running (close, second run) */
 #define WEFT_EOVERFLOW     (-EOVERFLOW)  /**< a counter would pass its largest value (asyncio: ValueError) */
+#define WEFT_EDEADLK       (-EDEADLK)    /**< await cycle: awaiting would close a cycle of tasks awaiting each other */
 #define WEFT_EINVALSTATE   (-5001)       /**< asyncio.InvalidStateError: result not ready, or set twice */
 #define WEFT_ENOLOOP       (-5002)       /**< no running event loop in this thread */
 #define WEFT_ENOTCORO      (-5003)       /**< an awaiting call made outside a coroutine (no current task) */

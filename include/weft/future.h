@@ -34,7 +34,13 @@ WEFT_API int weft_future_new(weft_loop_t *loop, weft_future_t **out);
 WEFT_API weft_future_t *weft_future_retain(weft_future_t *f);
 /** Drop a reference; the last one frees the future (running the result's dtor;
  *  an exception never retrieved is reported to the loop's exception handler).
- *  NULL is ignored. Any thread. */
+ *  NULL is ignored. Any thread.
+ *  Misuse (docs/guarantees.md): releasing a future or task that was already
+ *  freed is logged as an error (weft_set_log_handler) and ignored, as long as
+ *  its memory has not been reused (always in ASan builds; task memory is given
+ *  back at once in debug mode); releasing the last reference of a task its
+ *  loop still runs (one release too many) is logged and ignored, the task
+ *  lives on. The same checks guard weft_future_retain. */
 WEFT_API void weft_future_release(weft_future_t *f);
 
 /** Mark done with a result; schedules the done callbacks. On success the
@@ -108,7 +114,12 @@ WEFT_API weft_loop_t *weft_future_get_loop(const weft_future_t *f);
  * The future may belong to another loop of the runtime (a weft extension:
  * asyncio forbids it); the task still resumes on its own loop.
  * Errors: WEFT_EINVAL (f NULL), WEFT_ENOTCORO (not inside a task),
- * WEFT_ESELFAWAIT, WEFT_ENOMEM.
+ * WEFT_ESELFAWAIT, WEFT_ENOMEM, WEFT_EDEADLK: @p f is a task of this loop
+ * that is (through a chain of weft_await calls on tasks of this loop) awaiting
+ * the current task, so neither could ever finish (asyncio would hang); the
+ * current task does not wait and f is left alone. A cycle through a plain
+ * future (a gather) or through a task of another loop is not seen; a cancel
+ * still ends it (docs/guarantees.md).
  */
 WEFT_API int weft_await(weft_future_t *f, weft_value_t *out);
 

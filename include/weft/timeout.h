@@ -85,6 +85,10 @@ WEFT_API int weft_timeout_enter_at(weft_timeout_t *to, double when);
  * its entry value or below; otherwise @p rc unchanged. If the deadline fired,
  * uncancel() is called whatever @p rc is (3.12). Cancels the pending timer.
  * Returns WEFT_ENOTENTERED (and @p rc is lost) if the scope is not active.
+ * Must be called by the task that entered the scope: from another task it
+ * returns WEFT_EINVALSTATE, from outside any task WEFT_ENOTCORO, logs an
+ * error (weft_set_log_handler) and leaves the scope active and armed (that
+ * task still has to exit it).
  */
 WEFT_API int weft_timeout_exit(weft_timeout_t *to, int rc);
 

@@ -31,6 +31,7 @@ static const struct {
     { WEFT_ENOMEM, "WEFT_ENOMEM", "out of memory" },
     { WEFT_EBUSY, "WEFT_EBUSY", "resource busy (the loop is running)" },
     { WEFT_EOVERFLOW, "WEFT_EOVERFLOW", "value too large (a counter would overflow)" },
+    { WEFT_EDEADLK, "WEFT_EDEADLK", "await cycle: the tasks would wait for each other forever" },
 };
 
 const char *weft_strerror(int code)

@@ -99,6 +99,36 @@ static void gather_finish(gather_t *g)
     weft_future_release(&g->fut);   /* may free g */
 }
 
+static void child_done(weft_future_t *child, void *arg);
+
+/* After the outer completed: what child_done would still do for a child that
+ * completes later (mark its exception retrieved), without the gather. */
+static void child_retrieve(weft_future_t *child, void *arg)
+{
+    (void)arg;
+    if (!weft_future_cancelled(child))
+        weft_future_exception(child, NULL, NULL);
+}
+
+/* The outer completed before every child did (the first error, with
+ * return_exceptions false). The gather would otherwise stay alive until its
+ * last child is done, holding a reference on each: a child that never
+ * completes (a plain future nobody sets) kept both alive forever, a reference
+ * cycle. Stop watching the children now: each pending registration is
+ * swapped for a gather-free one and counted as finished; callbacks already
+ * scheduled (not removable) still run and count themselves. */
+static void gather_detach(gather_t *g)
+{
+    for (size_t i = 0; i < g->nfuts; i++) {
+        weft_future_t *c = g->uniq[i];
+        if (weft_future_remove_done_callback(c, child_done, g) > 0) {
+            g->nfinished++;
+            /* out of memory here loses only the "never retrieved" bookkeeping */
+            (void)weft_future_add_done_callback(c, child_retrieve, NULL);
+        }
+    }
+}
+
 /* tasks.py gather()._done_callback */
 static void child_done(weft_future_t *child, void *arg)
 {
@@ -112,12 +142,14 @@ static void child_done(weft_future_t *child, void *arg)
         /* a child cancelled by someone else: an exception, not a cancel (G5) */
         set_outer_exception(g, WEFT_ECANCELED, weft_future_message(child));
         wake_waiter(g);
+        gather_detach(g);
     } else {
         int code = 0;
         const char *msg = NULL;
         if (!g->return_exceptions && weft_future_exception(child, &code, &msg) == 0 && code < 0) {
             set_outer_exception(g, code, msg);
             wake_waiter(g);
+            gather_detach(g);
         } else if (g->nfinished == g->nfuts) {
             if (g->cancel_requested) {
                 /* asyncio builds the result list first, which retrieves every
@@ -338,6 +370,10 @@ static int gather_await(gather_t *g, weft__task_t *t, weft_value_t *results, int
              * __wakeup calls result() before the CancelledError is thrown in) */
             if (weft_future_done(outer) && !weft_future_cancelled(outer))
                 weft_future_exception(outer, NULL, NULL);
+            else if (!weft_future_done(outer))
+                /* the wait was ended early to break an await cycle
+                 * (docs/guarantees.md): nobody is left to read the outcome */
+                ck_pr_store_8(&outer->retrieved, 1);
             break;
         }
     }

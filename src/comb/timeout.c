@@ -6,6 +6,7 @@
  * count is back to its entry value: a cancel from outside, or an outer scope
  * that expired too, keeps the count above it and the CANCELLED passes on. */
 #include "comb/comb.h"
+#include "debug/debug.h"
 
 static int on_timeout(void *arg)
 {
@@ -75,6 +76,14 @@ int weft_timeout_exit(weft_timeout_t *to, int rc)
 {
     if (!to || (to->state != WEFT_TIMEOUT_ACTIVE && to->state != WEFT_TIMEOUT_EXPIRING))
         return WEFT_ENOTENTERED;
+    weft__task_t *t = weft__comb_current();
+    if (!t || &t->fut != to->task) {
+        /* the scope belongs to another task: leave it untouched (still active,
+         * its timer still aimed at the task that entered it) */
+        weft__log(WEFT_LOG_ERROR, "weft: weft_timeout_exit called by %s, not by the task that entered the scope; "
+                  "the scope is left as it is", t ? "another task" : "code outside any task");
+        return t ? WEFT_EINVALSTATE : WEFT_ENOTCORO;
+    }
     disarm(to);
     if (to->state == WEFT_TIMEOUT_EXPIRING) {
         to->state = WEFT_TIMEOUT_EXPIRED;

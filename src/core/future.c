@@ -10,11 +10,16 @@
 #include "core/task.h"
 #include "debug/debug.h"
 
+#if defined(WEFT_ASAN)
+#include <sanitizer/asan_interface.h>
+#endif
+
 void weft__future_init(weft_future_t *f, weft_loop_t *loop, bool is_task)
 {
     memset(f, 0, sizeof *f);
     f->loop = loop;
     f->refs = 1;
+    f->magic = WEFT__FUT_LIVE;
     f->is_task = is_task;
     f->cb_inline = 1;
     f->cbs = f->inl;
@@ -71,9 +76,31 @@ int weft_future_new(weft_loop_t *loop, weft_future_t **out)
     return 0;
 }
 
+/* Misuse check on every retain and release (one load and compare): a future
+ * or task whose memory was given back is reported and left alone, instead of
+ * corrupting whatever uses that memory now. ASan builds ask ASan first, so the
+ * check itself never reads freed memory. */
+static bool future_alive(const weft_future_t *f, const char *fn)
+{
+#if defined(WEFT_ASAN)
+    if (__asan_address_is_poisoned(&f->magic)) {
+        weft__log(WEFT_LOG_ERROR, "weft: %s(%p): the future or task was already freed (released once too often); "
+                  "call ignored", fn, (const void *)f);
+        return false;
+    }
+#endif
+    uint32_t m = ck_pr_load_32((uint32_t *)(uintptr_t)&f->magic);
+    if (WEFT__LIKELY(m == WEFT__FUT_LIVE))
+        return true;
+    weft__log(WEFT_LOG_ERROR, "weft: %s(%p): %s; call ignored", fn, (const void *)f,
+              m == WEFT__FUT_DEAD ? "the future or task was already freed (released once too often)"
+                                  : "not a weft future or task");
+    return false;
+}
+
 weft_future_t *weft_future_retain(weft_future_t *f)
 {
-    if (f)
+    if (f && future_alive(f, "weft_future_retain"))
         ck_pr_inc_uint(&f->refs);
     return f;
 }
@@ -82,7 +109,7 @@ void weft__task_free(weft__task_t *t);
 
 void weft_future_release(weft_future_t *f)
 {
-    if (!f)
+    if (!f || !future_alive(f, "weft_future_release"))
         return;
     bool zero;
     WEFT__TSAN_RELEASE(f);
@@ -90,6 +117,17 @@ void weft_future_release(weft_future_t *f)
     if (!zero)
         return;
     WEFT__TSAN_ACQUIRE(f);
+    if (WEFT__UNLIKELY(f->is_task && ck_pr_load_8(&weft__task_of(f)->live))) {
+        /* the reference its loop holds while the task lives was released by
+         * someone else: one release too many. Keep the task for its loop. */
+        ck_pr_inc_uint(&f->refs);
+        weft__log(WEFT_LOG_ERROR,
+                  "weft: weft_task_release/weft_future_release: task %p (id %llu) released more times than it was "
+                  "retained while it is still pending; the extra release is ignored",
+                  (const void *)f, (unsigned long long)weft__task_of(f)->id);
+        return;
+    }
+    ck_pr_store_32(&f->magic, WEFT__FUT_DEAD);
     weft_loop_t *loop = f->loop;
     if (WEFT__UNLIKELY(loop->debug) && f->user_ref && !ck_pr_load_8(&f->observed))
         weft__debug_never_awaited(f);
@@ -169,8 +207,7 @@ static void msg_wake(weft_loop_t *l, weft__msg_t *m)
 {
     (void)l;
     weft__task_t *t = m->a;
-    if (t->wait_seq == (uint32_t)(uintptr_t)m->b)   /* still the wait it was meant for */
-        weft__task_wake(t, m->i);
+    weft__task_wake_seq(t, (uint32_t)(uintptr_t)m->b, m->i);   /* dropped if that wait is over */
     weft_future_release(&t->fut);
     free(m);
 }
@@ -180,7 +217,7 @@ void weft__task_wake_any(weft__task_t *t, int status, uint32_t seq)
 {
     weft_loop_t *tl = weft__future_loop(&t->fut);
     if (weft__loop_is_local(tl)) {
-        weft__task_wake(t, status);
+        weft__task_wake_seq(t, seq, status);
         return;
     }
     weft__msg_t *m = weft__msg_new(msg_wake);
@@ -226,7 +263,7 @@ bool weft__future_complete(weft_future_t *f, int state, int code, char *msg, wef
 }
 
 /* Under the lock. */
-static int cb_append(weft_future_t *f, weft_done_cb fn, void *arg, struct weft__task *waiter)
+static int cb_append(weft_future_t *f, weft_done_cb fn, void *arg, struct weft__task *waiter, uint32_t seq)
 {
     if (f->ncb == f->capcb) {
         uint32_t cap = f->capcb * 2 < 4 ? 4 : f->capcb * 2;
@@ -245,16 +282,15 @@ static int cb_append(weft_future_t *f, weft_done_cb fn, void *arg, struct weft__
         f->cb_inline = 0;
     }
     weft_loop_t *l = weft__thread()->running;
-    f->cbs[f->ncb++] = (weft__cbent_t){ fn, arg, waiter, l ? l : f->loop, waiter ? waiter->wait_seq : 0 };
+    f->cbs[f->ncb++] = (weft__cbent_t){ fn, arg, waiter, l ? l : f->loop, seq };
     return 0;
 }
 
 /* 0: registered; 1: already done (not registered); <0 error. Any thread. */
 int weft__future_add_waiter(weft_future_t *f, struct weft__task *t, uint32_t seq)
 {
-    (void)seq;   /* == t->wait_seq, recorded by cb_append */
     flock(f);
-    int rc = f->state != WEFT__F_PENDING ? 1 : cb_append(f, NULL, NULL, t);
+    int rc = f->state != WEFT__F_PENDING ? 1 : cb_append(f, NULL, NULL, t, seq);
     funlock(f);
     return rc;
 }
@@ -400,7 +436,7 @@ int weft_future_add_done_callback(weft_future_t *f, weft_done_cb fn, void *arg)
     ck_pr_store_8(&f->observed, 1);
     flock(f);
     if (f->state == WEFT__F_PENDING) {
-        rc = cb_append(f, fn, arg, NULL);
+        rc = cb_append(f, fn, arg, NULL, 0);
         funlock(f);
         return rc;
     }

@@ -26,9 +26,15 @@ typedef struct weft__cbent {
 /* A plain future's replacement for Future.cancel (gather.c's _GatheringFuture). */
 typedef int (*weft__cancel_hook_fn)(weft_future_t *f, const char *msg);
 
+/* weft_future.magic: a live future or task, and one whose memory was given
+ * back (a later retain/release is a double release, reported and ignored). */
+#define WEFT__FUT_LIVE 0x74666577u   /* "weft" */
+#define WEFT__FUT_DEAD 0x0bad0bf1u
+
 struct weft_future {
     weft_loop_t *loop;
     unsigned int refs;      /* atomic (ck_pr) */
+    uint32_t magic;         /* WEFT__FUT_LIVE until freed (atomic) */
     ck_spinlock_fas_t lock;
     uint8_t state;
     uint8_t is_task;

@@ -69,6 +69,10 @@ typedef struct weft__thread {
     weft__coro_t *coro;            /* coroutine executing now */
     weft__coro_t sched;            /* the thread's own stack */
     weft__coro_t *switch_from;     /* ASan: who switched to us */
+    /* a cancel propagating through awaits (task.c): never spans a switch */
+    uintptr_t prop_id;             /* 0: none running */
+    struct weft__task *prop_cur;   /* the task whose cancel_wait hook runs now */
+    struct weft__task *prop_head, *prop_tail;   /* tasks reached, in order */
     bool inited;
 } weft__thread_t;
 

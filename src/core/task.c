@@ -50,7 +50,9 @@ static weft__task_t *task_mem_alloc(void)
 static void task_mem_free(weft__task_t *t)
 {
     weft_loop_t *cur = weft__thread()->running;
-    if (cur && cur->ntask_cache < WEFT__TASK_CACHE && !(ck_pr_load_uint(&cur->flags) & WEFT__L_CLOSED)) {
+    /* debug mode gives the memory back at once, so a release too many finds
+     * it freed (ASan reports it; otherwise the magic stays dead longer) */
+    if (cur && !cur->debug && cur->ntask_cache < WEFT__TASK_CACHE && !(ck_pr_load_uint(&cur->flags) & WEFT__L_CLOSED)) {
         t->nextt = cur->task_cache;
         cur->task_cache = t;
         cur->ntask_cache++;
@@ -73,6 +75,7 @@ void weft__task_free(weft__task_t *t)
 {
     free(t->site);
     free(t->cancel_msg);
+    free(t->prop_msg);
     free(t->err_msg);
     free(t->name);
     weft_context_release(t->ctx);
@@ -81,6 +84,7 @@ void weft__task_free(weft__task_t *t)
 
 static void link_task(weft_loop_t *l, weft__task_t *t)
 {
+    ck_pr_store_8(&t->live, 1);   /* the loop holds its reference until task_retire */
     t->prev = NULL;
     t->nextt = l->tasks;
     if (l->tasks)
@@ -153,12 +157,9 @@ int weft__task_alloc(weft_loop_t *loop, weft_coro_fn fn, void *arg, const weft_t
 void weft__task_start_claimed(weft_loop_t *l, weft__task_t *t)
 {
     bool cancelled = false;
-    if (!ck_pr_cas_uint(&t->claim, 0, 1)) {
-        while (ck_pr_load_uint(&t->claim) == 3)
-            ck_pr_stall();
-        WEFT__TSAN_ACQUIRE(&t->claim);
-        cancelled = true;
-    }
+    /* move ownership first: whoever sees the claim at 1 then reads the task's
+     * final loop (weft_await's cycle check decides by it whether it may read
+     * the task's state) */
     if (t->fut.loop != l) {   /* stolen or injected: move ownership here */
         weft_loop_t *old = t->fut.loop;
         weft__loop_retain(l);
@@ -166,6 +167,14 @@ void weft__task_start_claimed(weft_loop_t *l, weft__task_t *t)
         t->step.loop = l;
         t->timer.loop = l;
         weft__loop_release(old);
+    }
+    ck_pr_fence_store();
+    WEFT__TSAN_RELEASE(&t->fut.loop);
+    if (!ck_pr_cas_uint(&t->claim, 0, 1)) {
+        while (ck_pr_load_uint(&t->claim) == 3)
+            ck_pr_stall();
+        WEFT__TSAN_ACQUIRE(&t->claim);
+        cancelled = true;
     }
     link_task(l, t);
     if (l->rt && weft__rt_shutting(l->rt) && !cancelled) {
@@ -285,7 +294,8 @@ static void task_retire(weft__task_t *t)
         weft__stack_release(&l->stacks, t->stack);
         t->stack = NULL;
     }
-    weft_future_release(&t->fut);
+    ck_pr_store_8(&t->live, 0);
+    weft_future_release(&t->fut);   /* the loop's reference */
 }
 
 /* Overflow check for a stack without a guard page (slab stacks, beyond the
@@ -363,6 +373,8 @@ static void task_step_dispatch(weft__handle_t *h)
 static void task_timer_dispatch(weft__handle_t *h)
 {
     weft__task_t *t = WEFT__CONTAINER(h, weft__task_t, timer);
+    if (t->state != WEFT_TASK_SUSPENDED || t->wait_kind != WEFT__W_SLEEP || (t->step.flags & WEFT__H_READY))
+        return;   /* not the sleep it was armed for (cannot happen: weft_sleep disarms it) */
     t->wait_kind = WEFT__W_NONE;
     t->cancel_wait = NULL;
     t->wake_status = 0;
@@ -373,6 +385,11 @@ static void task_timer_dispatch(weft__handle_t *h)
 
 int weft__task_suspend(weft__task_t *t, int kind, weft__cancel_wait_fn cancel, void *obj)
 {
+    /* every suspension has its own number: a wake-up issued for an earlier
+     * one can never end this one (weft__task_wake_seq drops it) */
+    if (!t->wait_open)
+        t->wait_seq++;
+    t->wait_open = 0;
     t->wait_kind = (uint8_t)kind;
     t->cancel_wait = cancel;
     t->wait_obj = obj;
@@ -392,9 +409,9 @@ int weft__task_suspend(weft__task_t *t, int kind, weft__cancel_wait_fn cancel, v
     return st;
 }
 
-void weft__task_wake(weft__task_t *t, int status)
+void weft__task_wake_seq(weft__task_t *t, uint32_t seq, int status)
 {
-    if (t->state != WEFT_TASK_SUSPENDED || (t->step.flags & WEFT__H_READY))
+    if (t->state != WEFT_TASK_SUSPENDED || seq != t->wait_seq || (t->step.flags & WEFT__H_READY))
         return;
     t->wait_kind = WEFT__W_NONE;
     t->cancel_wait = NULL;
@@ -433,6 +450,48 @@ static bool future_wait_cancel(weft__task_t *t, const char *msg)
     return weft_future_cancel(t->wait_obj, msg) == 1;
 }
 
+/* Is @f a task started on loop @l (the running loop), whose fields this
+ * thread may read? A task never started awaits nothing, and may be being
+ * started by another loop right now: its state is not read. A starter moves
+ * the task's loop before it sets the claim to 1 (weft__task_start_claimed). */
+static bool started_here(const weft_future_t *f, const weft_loop_t *l)
+{
+    if (!f->is_task)
+        return false;
+    const weft__task_t *x = weft__task_of(f);
+    if (ck_pr_load_uint((unsigned int *)(uintptr_t)&x->claim) != 1)
+        return false;
+    ck_pr_fence_load();
+    WEFT__TSAN_ACQUIRE(&x->fut.loop);
+    return weft__future_loop(f) == l;
+}
+
+/* The task @x (started here) awaits through weft_await, if any. */
+static weft__task_t *awaited_task(const weft__task_t *x, const weft_loop_t *l)
+{
+    if (x->state != WEFT_TASK_SUSPENDED || x->wait_kind != WEFT__W_FUTURE || x->cancel_wait != future_wait_cancel)
+        return NULL;
+    const weft_future_t *g = x->wait_obj;
+    if (!g || !started_here(g, l))
+        return NULL;
+    return weft__task_of(g);
+}
+
+/* Would @t awaiting @f close a cycle of tasks awaiting each other? Follows
+ * the chain f -> what f awaits -> ... among the tasks of @t's loop (tasks of
+ * other loops cannot be inspected safely; a plain future in between ends the
+ * chain). asyncio would deadlock silently; weft_await returns WEFT_EDEADLK. */
+static bool closes_cycle(const weft__task_t *t, const weft_future_t *f)
+{
+    if (!started_here(f, t->fut.loop))
+        return false;
+    size_t limit = t->fut.loop->ntasks + 1;   /* a chain cannot be longer: stop even on a foreign cycle */
+    for (const weft__task_t *x = weft__task_of(f); x && limit; x = awaited_task(x, t->fut.loop), limit--)
+        if (x == t)
+            return true;
+    return false;
+}
+
 int weft_await(weft_future_t *f, weft_value_t *out)
 {
     weft__task_t *t = weft__thread()->task;
@@ -443,17 +502,22 @@ int weft_await(weft_future_t *f, weft_value_t *out)
     if (f == &t->fut)
         return WEFT_ESELFAWAIT;
     if (!weft_future_done(f)) {
+        if (closes_cycle(t, f))
+            return weft_raise(WEFT_EDEADLK, "awaiting task '%s' would close a cycle of tasks awaiting each other",
+                              weft_task_get_name(f));
         weft_future_retain(f);
         /* suspended before the waiter is visible: a completion on another
          * thread can only wake us once we are switchable */
         t->state = WEFT_TASK_SUSPENDED;
         int rc = weft__future_add_waiter(f, t, weft__task_begin_wait(t));
         if (rc < 0) {
+            weft__task_drop_wait(t);
             t->state = WEFT_TASK_RUNNING;
             weft_future_release(f);
             return rc;
         }
         if (rc == 1) {   /* completed meanwhile */
+            weft__task_drop_wait(t);
             t->state = WEFT_TASK_RUNNING;
             rc = 0;
         } else {
@@ -510,7 +574,10 @@ int weft_sleep(double delay)
     int rc = weft__timer_start(t->fut.loop, &t->timer, weft__deadline_ns(weft__now_ns(), delay));
     if (rc < 0)
         return rc;
-    return weft__task_suspend(t, WEFT__W_SLEEP, sleep_cancel, NULL);
+    rc = weft__task_suspend(t, WEFT__W_SLEEP, sleep_cancel, NULL);
+    /* however the sleep ended, its timer must not outlive it */
+    weft__timer_cancel(t->fut.loop, &t->timer);
+    return rc;
 }
 
 int weft_yield(void) { return weft_sleep(0); }
@@ -525,11 +592,115 @@ int weft_sleep_value(double delay, weft_value_t result, weft_value_t *out)
 
 /* ---- cancellation and introspection ------------------------------------------- */
 
+/* ---- cancel propagation ------------------------------------------------------
+ * Cancelling a task runs its cancel_wait hook, which may cancel what the task
+ * awaits: a task whose hook cancels the next one, and so on. Done by
+ * recursion, a chain of thousands of tasks overflows the canceller's stack
+ * and an await cycle (A awaits B awaits A, through a gather or another plain
+ * future that weft_await's cycle check cannot see) recurses forever. So the
+ * first cancel on a thread starts a *propagation*: a numbered walk with a work
+ * list. A cancel reached from inside a hook only counts the request
+ * (cancelling()) and queues the task; the walk then runs each queued task's
+ * hook in turn. A task reached twice in one walk is not walked again; if it
+ * is an ancestor of the task whose hook reached it, the walk went round a
+ * cycle, and that task's wait is ended at once with WEFT_ECANCELED (otherwise
+ * nobody in the cycle could ever resume). Cancels of tasks of other loops are
+ * messages that carry the walk's number, so a cycle across loops ends too
+ * (without the forced wake-up: the path is not known there). */
+
+static uint64_t prop_counter;   /* atomic: propagation numbers, process-wide */
+
+static void cancel_request(weft__task_t *t, const char *msg)
+{
+    t->must_cancel = 1;
+    free(t->cancel_msg);
+    t->cancel_msg = weft__strdup(msg);
+}
+
+/* Run @t's hook, or record the request for its next resumption. */
+static void cancel_step(weft__thread_t *ts, weft__task_t *t, const char *msg)
+{
+    ts->prop_cur = t;
+    if (t->state == WEFT_TASK_SUSPENDED && t->cancel_wait && t->cancel_wait(t, msg))
+        return;
+    cancel_request(t, msg);
+}
+
+static bool prop_is_ancestor(const weft__task_t *t, const weft__task_t *x)
+{
+    for (; x; x = x->prop_parent)
+        if (x == t)
+            return true;
+    return false;
+}
+
+/* The task @t, on this loop and not done, got a cancel (num_cancels counted)
+ * within propagation @id (0: start a new one). */
+static void cancel_local(weft__task_t *t, const char *msg, uintptr_t id)
+{
+    weft__thread_t *ts = weft__thread();
+    if (ts->prop_id) {   /* reached from a hook: queue it, or stop on a second visit */
+        if (t->prop_id == ts->prop_id) {
+            if (prop_is_ancestor(t, ts->prop_cur) && t->state == WEFT_TASK_SUSPENDED && t->cancel_wait) {
+                /* round a cycle back to a task still waiting in it: end that wait */
+                weft__task_set_error(t, WEFT_ECANCELED, weft__strdup(msg));
+                weft__task_wake(t, WEFT_ECANCELED);
+            }
+            return;
+        }
+        t->prop_id = ts->prop_id;
+        t->prop_parent = ts->prop_cur;
+        free(t->prop_msg);
+        t->prop_msg = weft__strdup(msg);
+        t->prop_next = NULL;
+        weft_future_retain(&t->fut);
+        if (ts->prop_tail)
+            ts->prop_tail->prop_next = t;
+        else
+            ts->prop_head = t;
+        ts->prop_tail = t;
+        return;
+    }
+    if (id && t->prop_id == id)
+        return;   /* a message of a walk that already went through @t */
+    if (!id) {
+        do
+            id = (uintptr_t)(ck_pr_faa_64(&prop_counter, 1) + 1);   /* never 0, even truncated */
+        while (!id);
+    }
+    ts->prop_id = id;
+    t->prop_id = id;
+    t->prop_parent = NULL;
+    cancel_step(ts, t, msg);
+    for (weft__task_t *x = ts->prop_head; x; x = x->prop_next) {
+        if (x->state != WEFT_TASK_DONE)
+            cancel_step(ts, x, x->prop_msg);
+        free(x->prop_msg);
+        x->prop_msg = NULL;
+    }
+    /* release only now: parent links stay valid during the whole walk */
+    weft__task_t *x = ts->prop_head;
+    ts->prop_head = ts->prop_tail = ts->prop_cur = NULL;
+    ts->prop_id = 0;
+    while (x) {
+        weft__task_t *n = x->prop_next;
+        x->prop_next = NULL;
+        weft_future_release(&x->fut);
+        x = n;
+    }
+}
+
 static void msg_cancel(weft_loop_t *l, weft__msg_t *m)
 {
     (void)l;
     weft__task_t *t = m->a;
-    weft_task_cancel(&t->fut, m->s);
+    if (weft__future_loop(&t->fut) == weft__thread()->running && weft__future_check(&t->fut) == 0 &&
+        t->state != WEFT_TASK_DONE) {
+        t->num_cancels++;
+        cancel_local(t, m->s, (uintptr_t)m->b);
+    } else {
+        weft_task_cancel(&t->fut, m->s);
+    }
     weft_future_release(&t->fut);
     free(m->s);
     free(m);
@@ -544,6 +715,7 @@ int weft__task_cancel_remote(weft__task_t *t, const char *msg)
     if (!m)
         return WEFT_ENOMEM;
     m->a = weft_future_retain(&t->fut);
+    m->b = (void *)weft__thread()->prop_id;   /* the walk this cancel belongs to, if any */
     m->s = weft__strdup(msg);
     int rc = weft__loop_post(weft__future_loop(&t->fut), m);
     if (rc < 0) {
@@ -588,11 +760,7 @@ int weft_task_cancel(weft_task_t *f, const char *msg)
     if (t->state == WEFT_TASK_DONE)
         return 0;
     t->num_cancels++;
-    if (t->state == WEFT_TASK_SUSPENDED && t->cancel_wait && t->cancel_wait(t, msg))
-        return 1;
-    t->must_cancel = 1;
-    free(t->cancel_msg);
-    t->cancel_msg = weft__strdup(msg);
+    cancel_local(t, msg, 0);
     return 1;
 }
 

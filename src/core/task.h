@@ -29,6 +29,8 @@ typedef struct weft__task {
     uint8_t wait_kind;
     uint8_t shutdown_cancel;        /* cancelled by the runtime's shutdown */
     uint8_t nswitch;                /* switches since the last full red-zone check */
+    uint8_t wait_open;              /* weft__task_begin_wait numbered the coming suspension */
+    uint8_t live;                   /* atomic: linked into its loop, not yet retired (the loop holds a reference) */
     ck_stack_entry_t inj_entry;     /* link in the runtime's injection queue */
     unsigned int claim;             /* atomic: 0 queued, 1 started, 2 cancelled before start */
     /* Called on the task's loop right after it completed, before anything
@@ -36,7 +38,7 @@ typedef struct weft__task {
      * future there); NULL for most tasks. */
     void (*on_done)(struct weft__task *t, void *arg);
     void *on_done_arg;
-    uint32_t wait_seq;              /* bumped for every wait a remote wake-up may target */
+    uint32_t wait_seq;              /* number of the current (or last) suspension: bumped by every one */
     int num_cancels;
     char *cancel_msg;
     weft__cancel_wait_fn cancel_wait;
@@ -49,6 +51,12 @@ typedef struct weft__task {
     struct weft__task *prev, *nextt; /* loop's list of live tasks */
     struct weft_context *ctx;       /* the context the task runs in (contextvar.c); owned */
     struct weft__dbg_site *site;    /* creation backtrace (debug mode) */
+    /* cancel propagation (weft_task_cancel): which propagation last reached
+     * this task, through which task, and the work list link */
+    uintptr_t prop_id;
+    struct weft__task *prop_parent;
+    struct weft__task *prop_next;
+    char *prop_msg;
 } weft__task_t;
 
 
@@ -56,14 +64,33 @@ static inline weft__task_t *weft__task_of(const weft_future_t *f) { return (weft
 /* A never-run task's loop changes when another loop starts it: read it atomically. */
 static inline weft_loop_t *weft__future_loop(const weft_future_t *f) { return ck_pr_load_ptr(&f->loop); }
 
-/* Suspend the current task until weft__task_wake. cancel may be NULL (wait not
- * cancellable early). Returns the wake status, or WEFT_ECANCELED when a cancel
- * request (must_cancel) is pending at resumption. */
+/* Suspend the current task until it is woken. cancel may be NULL (wait not
+ * cancellable early). Every suspension gets its own number (t->wait_seq):
+ * the one weft__task_begin_wait handed out just before, else a fresh one.
+ * Returns the wake status, or WEFT_ECANCELED when a cancel request
+ * (must_cancel) is pending at resumption. */
 int weft__task_suspend(weft__task_t *t, int kind, weft__cancel_wait_fn cancel, void *obj);
-/* Start a new wait: returns its number, to give to whoever may wake it from another thread. */
-static inline uint32_t weft__task_begin_wait(weft__task_t *t) { return ++t->wait_seq; }
-/* Make a suspended task runnable (its loop's thread). */
-void weft__task_wake(weft__task_t *t, int status);
+/* Number the coming suspension now, before registering as a waiter somewhere
+ * (the registration records the number; the next weft__task_suspend uses it).
+ * See docs/ARCHITECTURE.md, "Wake-ups and suspension identity". */
+static inline uint32_t weft__task_begin_wait(weft__task_t *t)
+{
+    t->wait_open = 1;
+    return ++t->wait_seq;
+}
+/* A numbered wait that will not happen after all (the registration failed or
+ * was not needed): the next suspension takes a fresh number. */
+static inline void weft__task_drop_wait(weft__task_t *t) { t->wait_open = 0; }
+/* Make @t runnable if it is still suspended in wait number @seq (its loop's
+ * thread); a wake-up for any other wait, or for a task already woken, is
+ * dropped. */
+void weft__task_wake_seq(weft__task_t *t, uint32_t seq, int status);
+/* Wake the wait @t is suspended in *now*. Only for wakers that cannot be
+ * late: a cancel_wait hook, or a waker that found @t through a record the
+ * wait withdraws (on this thread) when it ends. Anything that may run after
+ * the wait ended (a message, a queued callback, another thread) records the
+ * number and uses weft__task_wake_seq / weft__task_wake_any. */
+static inline void weft__task_wake(weft__task_t *t, int status) { weft__task_wake_seq(t, t->wait_seq, status); }
 /* Set the current task's error message (takes msg). */
 void weft__task_set_error(weft__task_t *t, int code, char *msg);
 int weft__task_alloc(weft_loop_t *loop, weft_coro_fn fn, void *arg, const weft_task_opts_t *opts, weft__task_t **out);

@@ -18,7 +18,9 @@ typedef struct job {
     weft_value_t value;
     weft__task_t *task;       /* reference held until the completion message ran */
     unsigned int refs;        /* awaiter + pool */
+    uint32_t seq;             /* the awaiter's wait number */
     bool abandoned;           /* the awaiter stopped waiting (loop thread only) */
+    bool delivered;           /* the outcome reached the awaiter's loop (loop thread only) */
     weft_context_t *ctx;      /* the caller's context variables (asyncio.to_thread copies them) */
 } job_t;
 
@@ -53,7 +55,10 @@ static void msg_job_done(weft_loop_t *l, weft__msg_t *m)
         if (j->rc == 0 && j->value.dtor)
             j->value.dtor(j->value.p);
     } else {
-        weft__task_wake(t, 0);
+        /* the awaiter owns the outcome from here on, even if a cancel lands
+         * before it resumes (then it disposes of the result itself) */
+        j->delivered = true;
+        weft__task_wake_seq(t, j->seq, 0);
     }
     weft_future_release(&t->fut);
     job_release(j);
@@ -91,7 +96,8 @@ static void pool_thread(void *arg)
             run_job(j);
         weft_value_t v = j->value;
         weft__msg_t *m = weft__msg_new(msg_job_done);
-        m->a = j;
+        if (m)
+            m->a = j;
         if (!m || weft__loop_post(j->task->fut.loop, m) < 0) {
             /* the loop is gone: nobody can take the result */
             free(m);
@@ -188,6 +194,7 @@ int weft_run_in_executor(weft_executor_t *ex, weft_blocking_fn fn, void *arg, we
         free(j);
         return WEFT_ESHUTDOWN;
     }
+    j->seq = weft__task_begin_wait(t);   /* the number of the suspension below */
     if (ex->tail)
         ex->tail->next = j;
     else
@@ -202,7 +209,14 @@ int weft_run_in_executor(weft_executor_t *ex, weft_blocking_fn fn, void *arg, we
     uv_mutex_unlock(&ex->mu);
     int rc = weft__task_suspend(t, WEFT__W_OTHER, job_cancel, j);
     if (rc < 0) {
-        j->abandoned = true;   /* the result will be dropped when it arrives */
+        if (j->delivered) {
+            /* cancelled after the outcome arrived, before we resumed: the
+             * result is ours and nobody else will destroy it */
+            if (j->rc == 0 && j->value.dtor)
+                j->value.dtor(j->value.p);
+        } else {
+            j->abandoned = true;   /* the result will be dropped when it arrives */
+        }
         job_release(j);
         return rc;
     }

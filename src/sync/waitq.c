@@ -78,5 +78,7 @@ int weft__waiter_forget(weft__waiter_t *w)
         w->state = WEFT__WS_CANCELLED;
     }
     weft__spin_unlock(w->lock);
+    if (st == WEFT__WS_WAITING)
+        weft__task_drop_wait(w->task);   /* nothing was issued for that number: the next wait takes a new one */
     return st;
 }
