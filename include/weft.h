@@ -27,5 +27,6 @@
 #include "weft/queue.h"
 #include "weft/stream.h"
 #include "weft/signal.h"
+#include "weft/process.h"
 
 #endif
