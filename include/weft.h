@@ -28,5 +28,7 @@
 #include "weft/stream.h"
 #include "weft/signal.h"
 #include "weft/process.h"
+#include "weft/fs.h"
+#include "weft/udp.h"
 
 #endif
