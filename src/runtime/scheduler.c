@@ -195,6 +195,7 @@ int weft_spawn_on(weft_loop_t *loop, weft_task_t **out, weft_coro_fn fn, void *a
         return rc;
     weft_future_retain(&t->fut);   /* kept until we know the hand-off worked */
     if ((rc = post_start(loop, t)) < 0) {
+        t->arg_dtor = NULL;   /* creation failed: the caller still owns arg */
         if (loop->rt)
             weft__rt_task_gone(loop->rt);
         weft_future_release(&t->fut);
