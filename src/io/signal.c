@@ -306,7 +306,8 @@ typedef struct graceful {
     bool deadline;            /* the grace period ran out */
 } graceful_t;
 
-/* Wait for every server's handlers, up to the grace period. */
+/* Stop every server gracefully (idle connections released at once) and wait
+ * for its handlers, up to the grace period. */
 static int drain_body(void *arg, weft_value_t *res)
 {
     (void)res;
@@ -316,10 +317,12 @@ static int drain_body(void *arg, weft_value_t *res)
     int rc = 0;
     if (grace >= 0 && (rc = weft_timeout_enter(&to, grace)) < 0)
         return rc;
-    for (size_t i = 0; i < g->o->nservers && rc == 0; i++)
-        rc = weft_server_wait_closed(g->o->servers[i]);
+    for (size_t i = 0; i < g->o->nservers && rc >= 0; i++)
+        rc = weft_server_shutdown(g->o->servers[i], -1);
     if (grace >= 0)
         rc = weft_timeout_exit(&to, rc);
+    if (rc > 0)
+        rc = 0;
     if (rc == WEFT_ETIMEDOUT)
         g->deadline = true;
     return rc;
