@@ -278,7 +278,7 @@ static void print_stats(app_t *app)
     fflush(stdout);
 }
 
-static volatile sig_atomic_t stopping;
+static int stopping;   /* atomic: the server stopped (interactive mode's admin loop ends) */
 
 static void *admin_thread(void *arg)
 {
@@ -296,10 +296,10 @@ static void *admin_thread(void *arg)
         kill(getpid(), SIGTERM);
         return NULL;
     }
-    while (!stopping) {
-        for (int i = 0; i < 50 && !stopping; i++)
+    while (!__atomic_load_n(&stopping, __ATOMIC_ACQUIRE)) {
+        for (int i = 0; i < 50 && !__atomic_load_n(&stopping, __ATOMIC_ACQUIRE); i++)
             usleep(100 * 1000);
-        if (!stopping)
+        if (!__atomic_load_n(&stopping, __ATOMIC_ACQUIRE))
             print_stats(app);
     }
     return NULL;
@@ -424,7 +424,7 @@ static int main_coro(void *arg, weft_value_t *res)
     weft_graceful_report_t rep;
     weft_graceful_opts_t go = { .servers = &app->srv, .nservers = 1, .grace = GRACE };
     rc = weft_serve_until_signal(&go, &rep);   /* SIGINT / SIGTERM */
-    stopping = 1;
+    __atomic_store_n(&stopping, 1, __ATOMIC_RELEASE);
     if (rc == 0)
         printf("stopped by signal %d: %s%d request(s) cancelled\n", rep.signum,
                rep.second_signal ? "second signal, " : rep.deadline ? "grace period over, " : "", rep.cancelled);
@@ -432,7 +432,7 @@ static int main_coro(void *arg, weft_value_t *res)
         int crc = weft_await(clients, NULL);
         if (crc < 0) {
             fprintf(stderr, "self-test clients: %s\n", weft_strerror(crc));
-            app->failures++;
+            __atomic_add_fetch(&app->failures, 1, __ATOMIC_RELAXED);
         }
         weft_task_release(clients);
     }
@@ -440,7 +440,7 @@ static int main_coro(void *arg, weft_value_t *res)
         int irc = weft_await(idle, NULL);
         if (irc < 0) {
             fprintf(stderr, "self-test idle client: %s\n", weft_strerror(irc));
-            app->failures++;
+            __atomic_add_fetch(&app->failures, 1, __ATOMIC_RELAXED);
         }
         weft_task_release(idle);
     }

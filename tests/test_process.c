@@ -287,6 +287,26 @@ static int cancel_body(void *arg, weft_value_t *res)
     CHECK_STR((char *)out, "got 7\n");
     free(out);
     weft_process_free(p);
+
+    /* communicate itself cancelled (both pipes being drained): nothing leaks, the
+     * child is still there, then freeing the process kills and reaps it */
+    weft_process_opts_t o3 = { .stdout_mode = WEFT_STDIO_PIPE, .stderr_mode = WEFT_STDIO_PIPE };
+    CHECK_EQ(weft_create_subprocess_shell("echo partial; exec sleep 1000", &o3, &p), 0);
+    pid = weft_process_pid(p);
+    CHECK_EQ(weft_timeout_enter(&to, 0.05), 0);
+    void *err;
+    size_t elen;
+    rc = weft_process_communicate(p, NULL, 0, &out, &olen, &err, &elen);
+    CHECK_EQ(weft_timeout_exit(&to, rc), WEFT_ETIMEDOUT);
+    CHECK(out == NULL && err == NULL);
+    CHECK(!weft_process_returncode(p, NULL));
+    CHECK_EQ(weft_process_kill(p), 0);
+    int code = 0;
+    CHECK_EQ(weft_process_wait(p, &code), 0);
+    CHECK_EQ(code, -SIGKILL);
+    weft_process_free(p);
+    while (kill(pid, 0) == 0)
+        CHECK_EQ(weft_sleep(0.005), 0);
     return 0;
 }
 
