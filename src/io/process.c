@@ -328,6 +328,10 @@ void weft_process_free(weft_process_t *p)
 {
     if (!p)
         return;
+    if (!weft__loop_is_local(p->loop)) {
+        weft__report(NULL, "weft_process_free called off the process's loop (ignored)", WEFT_EWRONGLOOP, NULL, NULL);
+        return;
+    }
     if (!__atomic_load_n(&p->exited, __ATOMIC_ACQUIRE))
         uv_process_kill(&p->h, SIGKILL);
     for (int i = 0; i < 3; i++) {
