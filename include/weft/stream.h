@@ -314,8 +314,10 @@ WEFT_API void weft_writer_release(weft_writer_t *w);
  * nor use them after it returns. When it returns (or is cancelled) the server
  * closes the connection (gracefully if it returned, at once if it was
  * cancelled), waits until the socket is closed, and frees both. A negative
- * return other than WEFT_ECANCELED is reported to the loop's exception handler
- * ("Unhandled error in client_connected_cb", as asyncio).
+ * return other than WEFT_ECANCELED and WEFT_ESHUTDOWN (what a read returns on
+ * an idle connection during a graceful shutdown, so a handler may simply
+ * return it) is reported to the loop's exception handler ("Unhandled error in
+ * client_connected_cb", as asyncio).
  */
 typedef int (*weft_client_connected_fn)(weft_reader_t *reader, weft_writer_t *writer, void *arg);
 

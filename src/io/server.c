@@ -226,7 +226,7 @@ static int conn_main(void *arg, weft_value_t *result)
     if (node.next)
         node.next->prev = node.prev;
     bool cancelled = rc == WEFT_ECANCELED || weft_task_cancelling(me) > 0;
-    if (rc < 0 && rc != WEFT_ECANCELED)
+    if (rc < 0 && rc != WEFT_ECANCELED && rc != WEFT_ESHUTDOWN)   /* ESHUTDOWN: released while idle */
         weft__report(sl->loop, "Unhandled error in client_connected_cb", rc, weft_error_message(), me);
     weft__stream_finish(r, w, cancelled);
     conn_end(rec);
