@@ -283,6 +283,7 @@ static void test_signal_wait_cancel(void) { run_loop(sigwait_cancel_body, NULL);
 
 struct gctx {
     weft_event_t *started, *stopped;
+    int forced;   /* on_force calls */
     int handler_rc;
     double grace;
     weft_graceful_report_t rep;
@@ -308,13 +309,21 @@ static int on_stop(void *arg)
     return 0;
 }
 
+static int on_force(void *arg)
+{
+    struct gctx *g = arg;
+    g->forced++;
+    CHECK_EQ(weft_server_connections(g->srv), 1);   /* before the handler is cancelled */
+    return 0;
+}
+
 static int graceful_task(void *arg, weft_value_t *res)
 {
     (void)res;
     struct gctx *g = arg;
     int s = SIGUSR1;
     weft_graceful_opts_t o = { .signals = &s, .nsignals = 1, .servers = &g->srv, .nservers = 1,
-                               .grace = g->grace, .on_stop = on_stop, .arg = g };
+                               .grace = g->grace, .on_stop = on_stop, .on_force = on_force, .arg = g };
     g->rc = weft_serve_until_signal(&o, &g->rep);
     return 0;
 }
@@ -343,6 +352,7 @@ static int graceful_body(void *arg, weft_value_t *res)
     CHECK_EQ(g->rep.second_signal, g->grace < 0);
     CHECK_EQ(g->rep.deadline, g->grace >= 0);
     CHECK_EQ(g->rep.cancelled, 1);
+    CHECK_EQ(g->forced, 1);
     CHECK_EQ(g->handler_rc, WEFT_ECANCELED);
     CHECK_EQ(weft_server_connections(g->srv), 0);
     weft_writer_close(w);
