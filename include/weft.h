@@ -26,5 +26,9 @@
 #include "weft/sync.h"
 #include "weft/queue.h"
 #include "weft/stream.h"
+#include "weft/signal.h"
+#include "weft/process.h"
+#include "weft/fs.h"
+#include "weft/udp.h"
 
 #endif

@@ -8,3 +8,8 @@ for ex in multiloop say_after_sequence say_after_concurrent create_task future_s
   echo "== $ex"
   "$dir/$ex"
 done
+# the multi-loop server: its self-test connects to itself, stops on SIGTERM and exits
+if [ -x "$dir/server" ]; then
+  echo "== server --self-test"
+  "$dir/server" --self-test
+fi

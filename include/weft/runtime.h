@@ -224,6 +224,32 @@ WEFT_API int weft_run_in_executor(weft_executor_t *ex, weft_blocking_fn fn, void
 /** asyncio.to_thread: weft_run_in_executor on the default pool. */
 WEFT_API int weft_to_thread(weft_blocking_fn fn, void *arg, weft_value_t *out);
 
+/**
+ * weft_run_in_executor with an argument destructor: once the call was queued
+ * (it did not return WEFT_ENOTCORO, WEFT_EINVAL, WEFT_ENOMEM or
+ * WEFT_ESHUTDOWN before queueing; then the caller still owns @p arg),
+ * arg_dtor(arg) is called exactly once, on the pool thread right after fn
+ * returned, also when the awaiting task was cancelled meanwhile (which is
+ * when handing @p arg to the call matters: the caller may be gone by then).
+ * @p arg_dtor may be NULL. @return as weft_run_in_executor.
+ */
+WEFT_API int weft_run_in_executor_dtor(weft_executor_t *ex, weft_blocking_fn fn, void *arg, weft_dtor_t arg_dtor,
+                                       weft_value_t *out);
+
+/** weft_to_thread with an argument destructor (see weft_run_in_executor_dtor). */
+WEFT_API int weft_to_thread_dtor(weft_blocking_fn fn, void *arg, weft_dtor_t arg_dtor, weft_value_t *out);
+
+/**
+ * The worker index (0 .. workers-1) of @p loop in its runtime, or -1 for a
+ * standalone loop or NULL. Any thread.
+ */
+WEFT_API int weft_loop_index(const weft_loop_t *loop);
+
+/** The worker index of the loop running on this thread (the current task's
+ *  worker: a task never changes loop once started), or -1 when no runtime
+ *  loop runs here. Any thread. */
+WEFT_API int weft_current_worker(void);
+
 #ifdef __cplusplus
 }
 #endif

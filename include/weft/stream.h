@@ -150,7 +150,9 @@ WEFT_API int weft_open_unix_connection(const char *path, const weft_stream_opts_
  * @return 0 (bytes in *nread); WEFT_ECANCELED (nothing consumed); after the
  * buffered bytes are all read, the connection's error if it failed (e.g.
  * UV_ECONNRESET) instead of end of stream; WEFT_EINVALSTATE (another task is
- * already waiting on this reader); WEFT_EINVAL; WEFT_ENOTCORO; WEFT_EWRONGLOOP.
+ * already waiting on this reader); WEFT_ESHUTDOWN (a server connection that is
+ * idle while its server shuts down: see weft_server_shutdown; every read call
+ * may return it); WEFT_EINVAL; WEFT_ENOTCORO; WEFT_EWRONGLOOP.
  */
 WEFT_API int weft_reader_read(weft_reader_t *r, void *buf, size_t n, size_t *nread);
 
@@ -313,12 +315,19 @@ WEFT_API void weft_writer_release(weft_writer_t *w);
  * nor use them after it returns. When it returns (or is cancelled) the server
  * closes the connection (gracefully if it returned, at once if it was
  * cancelled), waits until the socket is closed, and frees both. A negative
- * return other than WEFT_ECANCELED is reported to the loop's exception handler
- * ("Unhandled error in client_connected_cb", as asyncio).
+ * return other than WEFT_ECANCELED and WEFT_ESHUTDOWN (what a read returns on
+ * an idle connection during a graceful shutdown, so a handler may simply
+ * return it) is reported to the loop's exception handler ("Unhandled error in
+ * client_connected_cb", as asyncio).
  */
 typedef int (*weft_client_connected_fn)(weft_reader_t *reader, weft_writer_t *writer, void *arg);
 
-/** Where a server accepts and runs its connections. */
+/** Where a server accepts and runs its connections. For a server on several
+ *  loops, WEFT_SERVE_HANDOFF (with its default, least-loaded balance) is the
+ *  recommended mode: every connection goes to the loop with the fewest open
+ *  ones. WEFT_SERVE_REUSEPORT avoids the hand-off but leaves placement to the
+ *  kernel's hash of the addresses, which may put all connections (few
+ *  clients, or one proxy in front) on one loop while the others idle. */
 typedef enum weft_serve_mode {
     /** asyncio's model: accept on the loop that started the server and run
      *  every handler there. */
@@ -337,8 +346,9 @@ typedef enum weft_serve_mode {
 
 /** How WEFT_SERVE_HANDOFF picks a loop. */
 typedef enum weft_balance {
-    WEFT_BALANCE_ROUND_ROBIN = 0,   /**< each serving loop in turn (the accepting one included) */
-    WEFT_BALANCE_LEAST_LOADED = 1,  /**< the loop with the fewest open connections of this server */
+    WEFT_BALANCE_LEAST_LOADED = 0,  /**< the default: the loop with the fewest open connections of
+                                         this server (ties: in turn) */
+    WEFT_BALANCE_ROUND_ROBIN = 1,   /**< each serving loop in turn (the accepting one included) */
 } weft_balance_t;
 
 /** Server options; NULL or zero fields: defaults. */
@@ -346,7 +356,7 @@ typedef struct weft_server_opts {
     weft_stream_opts_t stream;    /**< options of every accepted connection (local_* ignored) */
     int backlog;                  /**< listen() backlog; 0 = 100 (asyncio) */
     weft_serve_mode_t mode;       /**< default WEFT_SERVE_ONE_LOOP */
-    weft_balance_t balance;       /**< WEFT_SERVE_HANDOFF only */
+    weft_balance_t balance;       /**< WEFT_SERVE_HANDOFF only; default least-loaded */
     int loops;                    /**< serving loops: 0 = every worker of the runtime; the first is
                                        the calling task's loop, then the next workers in order.
                                        A loop outside a runtime always serves alone */
@@ -407,6 +417,14 @@ WEFT_API int weft_server_wait_closed(weft_server_t *s);
  * to @p timeout seconds (negative: no limit), then cancel the handlers still
  * running (their connections are closed at once) and wait until they ended.
  * Awaiting, from a task on any loop.
+ *
+ * Idle connections are released at once: a handler that waits in a read for
+ * the start of a new request (nothing buffered, nothing read since its last
+ * write: between two requests of a keep-alive connection, or before the
+ * first) gets WEFT_ESHUTDOWN from that read, and so does every later read
+ * that would wait on an idle connection, so the drain ends when the requests
+ * in flight end. A handler in the middle of a request (it read part of it and
+ * has not written since) keeps reading normally until the deadline.
  * @return the number of connections that were still open at the deadline and
  * were cancelled (0: everything ended in time); WEFT_ECANCELED if the calling
  * task was cancelled (the server is closed but handlers may still run);
@@ -436,6 +454,15 @@ WEFT_API int weft_server_nsockets(const weft_server_t *s);
 /** Address @p i (0 .. nsockets-1) the server listens on. @return 0,
  *  WEFT_EINVAL. Any thread. */
 WEFT_API int weft_server_sockname(const weft_server_t *s, int i, struct sockaddr_storage *out, socklen_t *len);
+
+/**
+ * Limit the connections open at once to @p max (SIZE_MAX: no limit, the
+ * default). At the limit the server stops accepting: new connections wait in
+ * the kernel's listen backlog (and are refused or time out when it is full)
+ * until a connection ends. Lowering the limit below the open count closes
+ * nothing. Any thread. @return 0; WEFT_EINVAL (NULL server, @p max == 0).
+ */
+WEFT_API int weft_server_set_connection_limit(weft_server_t *s, size_t max);
 
 /** Connections accepted and not yet ended (handler still running). Any thread. */
 WEFT_API size_t weft_server_connections(const weft_server_t *s);

@@ -37,6 +37,15 @@ typedef struct weft_task_opts {
     const char *name;    /**< copied; default "Task-N" */
     bool eager_start;    /**< run the first step synchronously inside create_task (3.12 eager_start) */
     size_t stack_size;   /**< bytes, rounded up to pages; 0 = WEFT_DEFAULT_STACK_SIZE; min WEFT_MIN_STACK_SIZE */
+    /** Destructor of the task's @c arg, or NULL. Once the task was created
+     *  (the creating call returned 0) it is called exactly once with @c arg:
+     *  when the body returned, when the task ended cancelled before its
+     *  first step (the body never ran), when it could not start (no stack),
+     *  or when the task is destroyed pending (its loop closed, its runtime
+     *  shut down). It runs on the task's loop before anyone awaiting the task
+     *  resumes, except for a destroyed task (then wherever the task is freed).
+     *  If creation fails the caller still owns @c arg. */
+    weft_dtor_t arg_dtor;
 } weft_task_opts_t;
 
 /** Task states for introspection. */

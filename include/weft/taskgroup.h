@@ -97,6 +97,21 @@ WEFT_API int weft_taskgroup_create_task(weft_taskgroup_t *tg, weft_task_t **out,
                                         const weft_task_opts_t *opts);
 
 /**
+ * weft_taskgroup_create_task with a stealable child (weft_spawn): in a
+ * multi-worker runtime the child is queued on the group's loop and an idle
+ * worker may take it before it starts; it then runs its whole life there. The
+ * group's rules are the same for such children: a failing child cancels the
+ * others (wherever they run) and the owner, exit waits for all of them and
+ * collects their errors, a cancelled owner cancels them. Only what the child
+ * touches must be safe across threads. On a standalone loop (or with one
+ * worker, or eager_start set) this is weft_taskgroup_create_task. Loop
+ * thread of the group (WEFT_EWRONGLOOP from another one).
+ * @return as weft_taskgroup_create_task, plus WEFT_EWRONGLOOP.
+ */
+WEFT_API int weft_taskgroup_spawn(weft_taskgroup_t *tg, weft_task_t **out, weft_coro_fn fn, void *arg,
+                                  const weft_task_opts_t *opts);
+
+/**
  * Leave the group (`__aexit__`): @p rc is the block's status. Waits until
  * every child is done (a cancel of the owner meanwhile cancels the children
  * and is re-raised after them), then returns: WEFT_EGROUP if any child (or

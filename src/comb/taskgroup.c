@@ -158,8 +158,8 @@ static void tg_child_done(weft_future_t *f, void *arg)
     free(c);
 }
 
-int weft_taskgroup_create_task(weft_taskgroup_t *tg, weft_task_t **out, weft_coro_fn fn, void *arg,
-                               const weft_task_opts_t *opts)
+static int tg_add(weft_taskgroup_t *tg, weft_task_t **out, weft_coro_fn fn, void *arg, const weft_task_opts_t *opts,
+                  bool stealable)
 {
     if (out)
         *out = NULL;
@@ -175,7 +175,15 @@ int weft_taskgroup_create_task(weft_taskgroup_t *tg, weft_task_t **out, weft_cor
     if (!c)
         return WEFT_ENOMEM;
     weft_task_t *task;
-    int rc = weft__comb_create_task(tg->loop, &task, fn, arg, opts);
+    int rc;
+    if (stealable) {
+        /* queued on this loop, where an idle worker may take it before it starts; its
+         * done callback still runs here (registered here), so the group's state stays
+         * on the group's loop */
+        rc = weft__thread()->running == tg->loop ? weft_spawn(&task, fn, arg, opts) : WEFT_EWRONGLOOP;
+    } else {
+        rc = weft__comb_create_task(tg->loop, &task, fn, arg, opts);
+    }
     if (rc < 0) {
         free(c);
         return rc;
@@ -205,6 +213,18 @@ int weft_taskgroup_create_task(weft_taskgroup_t *tg, weft_task_t **out, weft_cor
     else
         weft_task_release(task);
     return 0;
+}
+
+int weft_taskgroup_create_task(weft_taskgroup_t *tg, weft_task_t **out, weft_coro_fn fn, void *arg,
+                               const weft_task_opts_t *opts)
+{
+    return tg_add(tg, out, fn, arg, opts, false);
+}
+
+int weft_taskgroup_spawn(weft_taskgroup_t *tg, weft_task_t **out, weft_coro_fn fn, void *arg,
+                         const weft_task_opts_t *opts)
+{
+    return tg_add(tg, out, fn, arg, opts, true);
 }
 
 int weft_taskgroup_exit(weft_taskgroup_t *tg, int rc)

@@ -696,6 +696,7 @@ int weft_loop_close(weft_loop_t *loop)
     while (loop->tasks)
         weft__task_abandon(loop->tasks);
     weft__heap_free(&loop->timers);
+    weft__signal_loop_closing(loop);   /* asyncio's close removes the signal handlers */
     uv_walk(&loop->uv, close_walk, NULL);
     while (uv_run(&loop->uv, UV_RUN_DEFAULT))
         ;

@@ -163,6 +163,8 @@ bool weft__loop_on_thread(const weft_loop_t *l);
  * it is not running and this thread owns it (setup code before run_forever). */
 bool weft__loop_is_local(const weft_loop_t *l);
 uint64_t weft__now_ns(void);
+/* io/signal.c: remove the signal handlers of a loop being closed. */
+void weft__signal_loop_closing(weft_loop_t *l);
 void weft__report(weft_loop_t *l, const char *message, int code, const char *detail, weft_future_t *f);
 
 #endif

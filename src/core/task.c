@@ -71,8 +71,19 @@ void weft__task_cache_free(weft_loop_t *l)
     l->ntask_cache = 0;
 }
 
+/* weft_task_opts_t.arg_dtor: exactly once, whichever way the task ends. */
+static void task_drop_arg(weft__task_t *t)
+{
+    weft_dtor_t d = t->arg_dtor;
+    if (d) {
+        t->arg_dtor = NULL;
+        d(t->arg);
+    }
+}
+
 void weft__task_free(weft__task_t *t)
 {
+    task_drop_arg(t);
     free(t->site);
     free(t->cancel_msg);
     free(t->prop_msg);
@@ -133,6 +144,7 @@ int weft__task_alloc(weft_loop_t *loop, weft_coro_fn fn, void *arg, const weft_t
     }
     t->fn = fn;
     t->arg = arg;
+    t->arg_dtor = opts ? opts->arg_dtor : NULL;
     t->stack_size = ss;
     t->id = next_task_id();
     t->ctx = weft__context_for_new_task();
@@ -234,6 +246,7 @@ int weft_create_task(weft_task_t **out, weft_coro_fn fn, void *arg, const weft_t
 static void task_done(weft__task_t *t, int state, int code, char *msg, weft_value_t v)
 {
     weft_loop_t *l = t->fut.loop;
+    task_drop_arg(t);
     t->state = WEFT_TASK_DONE;
     t->wait_kind = WEFT__W_NONE;
     t->cancel_wait = NULL;
@@ -435,6 +448,7 @@ void weft__task_abandon(weft__task_t *t)
     }
     t->state = WEFT_TASK_DONE;
     unlink_task(l, t);
+    task_drop_arg(t);
     t->fut.state = WEFT__F_CANCELLED;
     t->fut.code = WEFT_ECANCELED;
     if (!t->fut.msg)

@@ -38,6 +38,7 @@ typedef struct weft__task {
      * future there); NULL for most tasks. */
     void (*on_done)(struct weft__task *t, void *arg);
     void *on_done_arg;
+    weft_dtor_t arg_dtor;           /* weft_task_opts_t.arg_dtor, cleared once called */
     uint32_t wait_seq;              /* number of the current (or last) suspension: bumped by every one */
     int num_cancels;
     char *cancel_msg;

@@ -47,6 +47,7 @@ void weft__stream_global_init(void);
 int weft__stream_adopt(weft_loop_t *loop, int fd, bool is_unix, const weft_stream_opts_t *o, weft_reader_t **r,
                        weft_writer_t **w);
 void weft__stream_finish(weft_reader_t *r, weft_writer_t *w, bool abort_now);
+void weft__stream_drain(weft_reader_t *r);
 
 #define A_LOAD(p) __atomic_load_n((p), __ATOMIC_SEQ_CST)
 #define A_ADD(p, v) __atomic_add_fetch((p), (v), __ATOMIC_SEQ_CST)
@@ -69,6 +70,7 @@ typedef struct listener {
 typedef struct cnode {
     struct cnode *prev, *next;
     weft_task_t *task;
+    weft_reader_t *reader;
 } cnode_t;
 
 typedef struct slot {
@@ -83,6 +85,8 @@ typedef struct slot {
     weft__task_t *acc_task;
     cnode_t *conns;         /* handlers running here (this loop's thread only) */
     bool kill;              /* shutdown deadline passed: cancel handlers as they start */
+    bool draining;          /* graceful shutdown: idle connections are released (this loop only) */
+    unsigned int limit_paused; /* atomic: accepting stopped at the connection limit */
     size_t open;            /* atomic */
     uint64_t accepted;      /* atomic */
 } slot_t;
@@ -105,7 +109,8 @@ struct weft_server {
     socklen_t *addrlens;
     unsigned int rr;        /* atomic: round-robin cursor */
     unsigned int closing;   /* atomic */
-    size_t nconns;          /* atomic */
+    size_t nconns;          /* atomic: connections admitted (reserved before accept4) */
+    size_t max_conns;       /* atomic: connection limit, SIZE_MAX = none */
     unsigned int pending;   /* atomic: acceptors + connections alive */
     unsigned int start_left;/* atomic: acceptors that have not reported */
     int start_err;          /* atomic: first acceptor error */
@@ -165,10 +170,14 @@ static void report_started(weft_server_t *s, int err)
         weft_event_set(s->ready);
 }
 
+static void resume_paused(weft_server_t *s);
+
 static void conn_end(conn_rec_t *rec)
 {
     A_SUB(&rec->slot->open, 1);
-    A_SUB(&rec->srv->nconns, 1);
+    size_t n = A_SUB(&rec->srv->nconns, 1);
+    if (n < A_LOAD(&rec->srv->max_conns))
+        resume_paused(rec->srv);
     pending_dec(rec->srv);
 }
 
@@ -200,13 +209,15 @@ static int conn_main(void *arg, weft_value_t *result)
         conn_end(rec);
         return 0;
     }
-    cnode_t node = { .task = me };
+    cnode_t node = { .task = me, .reader = r };
     node.next = sl->conns;
     if (sl->conns)
         sl->conns->prev = &node;
     sl->conns = &node;
     if (sl->kill)
         weft_task_cancel(me, NULL);
+    else if (sl->draining)
+        weft__stream_drain(r);
     rc = s->handler(r, w, s->arg);
     if (node.prev)
         node.prev->next = node.next;
@@ -215,7 +226,7 @@ static int conn_main(void *arg, weft_value_t *result)
     if (node.next)
         node.next->prev = node.prev;
     bool cancelled = rc == WEFT_ECANCELED || weft_task_cancelling(me) > 0;
-    if (rc < 0 && rc != WEFT_ECANCELED)
+    if (rc < 0 && rc != WEFT_ECANCELED && rc != WEFT_ESHUTDOWN)   /* ESHUTDOWN: released while idle */
         weft__report(sl->loop, "Unhandled error in client_connected_cb", rc, weft_error_message(), me);
     weft__stream_finish(r, w, cancelled);
     conn_end(rec);
@@ -263,14 +274,14 @@ static void dispatch(weft_server_t *s, slot_t *from, int fd)
     conn_rec_t *rec = malloc(sizeof *rec);
     if (!rec) {
         close(fd);
+        A_SUB(&s->nconns, 1);
         weft__report(from->loop, "weft server: connection dropped", WEFT_ENOMEM, NULL, NULL);
         return;
     }
     *rec = (conn_rec_t){ .srv = s, .slot = to, .fd = fd };
     server_retain(s);
     A_ADD(&s->pending, 1);
-    A_ADD(&s->nconns, 1);
-    A_ADD(&to->open, 1);
+    A_ADD(&to->open, 1);   /* nconns was reserved by the acceptor */
     A_ADD(&to->accepted, 1);
     weft_task_opts_t o = { .stack_size = s->opts.stack_size };
     weft_task_t *task;
@@ -289,6 +300,66 @@ static void dispatch(weft_server_t *s, slot_t *from, int fd)
 /* ---- accepting ------------------------------------------------------------------- */
 
 static void on_acceptable(uv_poll_t *p, int status, int events);
+
+/* Reserve room for one more connection under the limit. */
+static bool admit(weft_server_t *s)
+{
+    size_t n = A_LOAD(&s->nconns);
+    for (;;) {
+        if (n >= A_LOAD(&s->max_conns))
+            return false;
+        if (__atomic_compare_exchange_n(&s->nconns, &n, n + 1, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
+            return true;
+    }
+}
+
+static void listeners_poll(slot_t *sl, bool on)
+{
+    for (int i = 0; i < sl->nls; i++) {
+        listener_t *l = &sl->ls[i];
+        if (!l->inited || uv_is_closing((uv_handle_t *)&l->poll))
+            continue;
+        if (on)
+            uv_poll_start(&l->poll, UV_READABLE, on_acceptable);
+        else
+            uv_poll_stop(&l->poll);
+    }
+}
+
+/* On a slot's loop: accept again (room was made under the limit). */
+static int resume_slot(void *arg)
+{
+    slot_t *sl = arg;
+    if (!A_LOAD(&sl->srv->closing) && sl->acc_task == NULL && sl->ran)
+        listeners_poll(sl, true);
+    server_release(sl->srv);
+    return 0;
+}
+
+static void resume_paused(weft_server_t *s)
+{
+    for (int k = 0; k < s->nslots; k++) {
+        slot_t *sl = &s->slots[k];
+        if (__atomic_exchange_n(&sl->limit_paused, 0, __ATOMIC_SEQ_CST)) {
+            server_retain(s);
+            if (weft_call_soon_threadsafe(sl->loop, resume_slot, sl) < 0)
+                server_release(s);
+        }
+    }
+}
+
+/* The limit is reached: stop polling this slot's listeners (new connections
+ * wait in the kernel's backlog) until a connection ends. */
+static void pause_slot(slot_t *sl)
+{
+    weft_server_t *s = sl->srv;
+    listeners_poll(sl, false);
+    __atomic_store_n(&sl->limit_paused, 1, __ATOMIC_SEQ_CST);
+    /* a connection may have ended between the check and the flag: look again */
+    if (A_LOAD(&s->nconns) < A_LOAD(&s->max_conns) &&
+        __atomic_exchange_n(&sl->limit_paused, 0, __ATOMIC_SEQ_CST))
+        listeners_poll(sl, true);
+}
 
 static void on_pause_end(uv_timer_t *tm)
 {
@@ -313,9 +384,14 @@ static void on_acceptable(uv_poll_t *p, int status, int events)
         return;
     }
     for (int i = 0; i < ACCEPT_BATCH; i++) {
+        if (!admit(s)) {
+            pause_slot(sl);
+            return;
+        }
         int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             int e = errno;
+            A_SUB(&s->nconns, 1);   /* nothing admitted */
             switch (e) {
             case EAGAIN:
 #if EWOULDBLOCK != EAGAIN
@@ -571,6 +647,7 @@ static int server_start(weft_client_connected_fn handler, void *arg, const char 
     if (!s)
         return WEFT_ENOMEM;
     s->refs = 1;
+    s->max_conns = SIZE_MAX;
     s->home = home;
     s->handler = handler;
     s->arg = arg;
@@ -712,6 +789,36 @@ int weft_server_serve_forever(weft_server_t *s)
     return rc;
 }
 
+/* On the slot's loop: tell its idle connections (and those that start later). */
+static int drain_slot(void *arg)
+{
+    slot_t *sl = arg;
+    sl->draining = true;
+    for (cnode_t *n = sl->conns; n; n = n->next)
+        weft__stream_drain(n->reader);
+    server_release(sl->srv);
+    return 0;
+}
+
+static void drain_all(weft_server_t *s)
+{
+    for (int k = 0; k < s->nslots; k++) {
+        server_retain(s);
+        if (weft_call_soon_threadsafe(s->slots[k].loop, drain_slot, &s->slots[k]) < 0)
+            server_release(s);
+    }
+}
+
+int weft_server_set_connection_limit(weft_server_t *s, size_t max)
+{
+    if (!s || max == 0)
+        return WEFT_EINVAL;
+    __atomic_store_n(&s->max_conns, max, __ATOMIC_SEQ_CST);
+    if (A_LOAD(&s->nconns) < max)
+        resume_paused(s);
+    return 0;
+}
+
 /* On the slot's loop: cancel its handlers, and those that start later. */
 static int cancel_slot(void *arg)
 {
@@ -731,6 +838,7 @@ int weft_server_shutdown(weft_server_t *s, double timeout)
         return WEFT_ENOTCORO;
     server_retain(s);
     weft_server_close(s);
+    drain_all(s);
     int rc;
     if (timeout < 0 || isnan(timeout)) {
         rc = weft_event_wait(s->done);

@@ -94,6 +94,8 @@ typedef struct conn {
     uint8_t inflight;       /* wreq is pending */
     uint8_t eof_req, eof_sent;
     uint8_t wpaused;
+    uint8_t draining;       /* its server shuts down: an idle read returns WEFT_ESHUTDOWN */
+    uint8_t req_open;       /* bytes consumed since the last write: a request is being read */
     int refs;               /* handle + reader + writer */
     int rerr, werr;
     size_t limit;
@@ -456,6 +458,8 @@ static void read_on(conn_t *c)
 
 static void consume(conn_t *c, size_t n)
 {
+    if (n)
+        c->req_open = 1;
     c->rstart += n;
     if (c->rstart == c->rend) {
         c->rstart = c->rend = 0;
@@ -480,11 +484,17 @@ static bool read_cancel(weft__task_t *t, const char *msg)
     return true;
 }
 
+/* Idle: nothing buffered and nothing read since the handler last wrote, so
+ * the handler waits for the start of a new request. */
+static bool idle(const conn_t *c) { return !c->req_open && rlen(c) == 0; }
+
 /* Wait until more data, end of stream or an error arrives. */
 static int wait_data(conn_t *c, weft__task_t *t)
 {
     if (c->read_wait)
         return WEFT_EINVALSTATE;   /* asyncio: "already waiting for incoming data" */
+    if (c->draining && idle(c))
+        return WEFT_ESHUTDOWN;
     read_on(c);                    /* resumes a reader paused by flow control */
     if (c->eof)
         return 0;
@@ -807,6 +817,7 @@ int weft_writer_write(weft_writer_t *w, const void *data, size_t len)
         return UV_EPIPE;
     if (!len)
         return 0;
+    c->req_open = 0;   /* a response: the next read starts a new request */
     const char *p = data;
     if (!c->inflight && !c->plen) {
         uv_buf_t b = { .base = (char *)(uintptr_t)p, .len = len };
@@ -1157,6 +1168,17 @@ int weft__stream_adopt(weft_loop_t *loop, int fd, bool is_unix, const weft_strea
         tcp_options(c, o);
     hand_out(c, r, w);
     return 0;
+}
+
+/* The connection's server is shutting down gracefully: from now on a read
+ * that would wait on an idle connection returns WEFT_ESHUTDOWN, and one
+ * waiting there now is woken with it. Loop thread. */
+void weft__stream_drain(weft_reader_t *r)
+{
+    conn_t *c = rconn(r);
+    c->draining = 1;
+    if (c->read_wait && idle(c))
+        wake_read(c, WEFT_ESHUTDOWN);
 }
 
 /* End a server connection from its handler's task: close (gracefully, or at

@@ -14,6 +14,7 @@ typedef struct job {
     struct job *next;
     weft_blocking_fn fn;
     void *arg;
+    weft_dtor_t arg_dtor;     /* called on the pool thread right after fn */
     int rc;
     weft_value_t value;
     weft__task_t *task;       /* reference held until the completion message ran */
@@ -69,6 +70,8 @@ static int run_job(void *arg)
     job_t *j = arg;
     weft_value_t v = { .p = NULL };
     j->rc = j->fn(j->arg, &v);
+    if (j->arg_dtor)
+        j->arg_dtor(j->arg);
     j->value = v;
     return 0;
 }
@@ -161,6 +164,12 @@ static void make_process_pool(void) { weft_executor_new(64, &process_pool); }
 
 int weft_run_in_executor(weft_executor_t *ex, weft_blocking_fn fn, void *arg, weft_value_t *out)
 {
+    return weft_run_in_executor_dtor(ex, fn, arg, NULL, out);
+}
+
+int weft_run_in_executor_dtor(weft_executor_t *ex, weft_blocking_fn fn, void *arg, weft_dtor_t arg_dtor,
+                              weft_value_t *out)
+{
     weft__task_t *t = weft__thread()->task;
     if (!t)
         return WEFT_ENOTCORO;
@@ -182,6 +191,7 @@ int weft_run_in_executor(weft_executor_t *ex, weft_blocking_fn fn, void *arg, we
         return WEFT_ENOMEM;
     j->fn = fn;
     j->arg = arg;
+    j->arg_dtor = arg_dtor;
     j->task = t;
     j->refs = 2;
     j->ctx = weft_context_current() ? weft_context_copy() : NULL;
@@ -232,4 +242,9 @@ int weft_run_in_executor(weft_executor_t *ex, weft_blocking_fn fn, void *arg, we
 int weft_to_thread(weft_blocking_fn fn, void *arg, weft_value_t *out)
 {
     return weft_run_in_executor(NULL, fn, arg, out);
+}
+
+int weft_to_thread_dtor(weft_blocking_fn fn, void *arg, weft_dtor_t arg_dtor, weft_value_t *out)
+{
+    return weft_run_in_executor_dtor(NULL, fn, arg, arg_dtor, out);
 }

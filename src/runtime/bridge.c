@@ -115,6 +115,7 @@ int weft_run_coroutine_threadsafe(weft_runtime_t *rt, weft_loop_t *loop, weft_co
     cf->task = t;
     weft_future_retain(&t->fut);   /* cf's reference; the other one is the loop's */
     if ((rc = weft__rt_submit(rt, loop, t)) < 0) {
+        t->arg_dtor = NULL;   /* not submitted: the caller still owns arg */
         if (home->rt)
             weft__rt_task_gone(home->rt);
         t->on_done = NULL;

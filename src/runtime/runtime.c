@@ -330,3 +330,7 @@ void weft_runtime_print_stats(const weft_runtime_t *rt, FILE *fp)
                 (double)s.busy_ns / 1e6, (double)s.parked_ns / 1e6);
     }
 }
+
+int weft_loop_index(const weft_loop_t *loop) { return loop && loop->rt ? loop->widx : -1; }
+
+int weft_current_worker(void) { return weft_loop_index(weft__thread()->running); }

@@ -199,6 +199,7 @@ int weft_spawn_on(weft_loop_t *loop, weft_task_t **out, weft_coro_fn fn, void *a
     else
         rc = post_start(loop, t);
     if (rc < 0) {
+        t->arg_dtor = NULL;   /* creation failed: the caller still owns arg */
         if (loop->rt)
             weft__rt_task_gone(loop->rt);
         weft_future_release(&t->fut);
