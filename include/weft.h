@@ -26,5 +26,6 @@
 #include "weft/sync.h"
 #include "weft/queue.h"
 #include "weft/stream.h"
+#include "weft/tls.h"
 
 #endif

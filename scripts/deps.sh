@@ -2,7 +2,7 @@
 # Install the Debian packages weft needs, if any is missing. Works as root or
 # through sudo. Usage: scripts/deps.sh [bench]
 set -e
-pkgs="cmake make gcc libc6-dev pkg-config libuv1-dev libck-dev"
+pkgs="cmake make gcc libc6-dev pkg-config libuv1-dev libck-dev libssl-dev openssl"
 if [ "$1" = "bench" ]; then
   pkgs="$pkgs python3 python3-uvloop gnuplot-nox"
 fi

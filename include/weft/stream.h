@@ -73,6 +73,8 @@ extern "C" {
  *  codes are never returned: they overlap weft's codes (-3000 .. -3014). */
 #define WEFT_ERESOLVE (-5070)
 
+/* TLS adds WEFT_ETLS, WEFT_ECERT, WEFT_EHOSTMISMATCH, WEFT_ETLSEOF (weft/tls.h). */
+
 /** asyncio's default reader limit (64 KiB) and write high-water mark. */
 #define WEFT_STREAM_DEFAULT_LIMIT ((size_t)64 * 1024)
 #define WEFT_STREAM_DEFAULT_HIGH ((size_t)64 * 1024)
@@ -98,6 +100,12 @@ typedef struct weft_stream_opts {
     int family;            /**< AF_UNSPEC (default), AF_INET or AF_INET6: which addresses to use */
     const char *local_host;/**< open_connection: bind the socket to this local address first (NULL: any) */
     int local_port;        /**< with local_host: local port (0 = any) */
+    /* TLS (weft/tls.h; asyncio's ssl=, server_hostname=, ssl_handshake_timeout=, ssl_shutdown_timeout=) */
+    struct weft_tls *tls;  /**< TLS context: the connection runs TLS over the socket (NULL: plain) */
+    const char *server_hostname; /**< client: name the server's certificate must match and the SNI sent;
+                                      NULL = the host given to open_connection; "" = no check, no SNI */
+    double tls_handshake_timeout; /**< seconds; 0 = 60 (asyncio), negative = none */
+    double tls_shutdown_timeout;  /**< seconds a graceful close may take; 0 = 30 (asyncio), negative = none */
 } weft_stream_opts_t;
 
 /** What StreamWriter.get_extra_info() offers: the socket's own and its peer's

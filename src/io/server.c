@@ -34,6 +34,8 @@
 #include "weft/stream.h"
 #include "weft/sync.h"
 #include "weft/timeout.h"
+#include "weft/tls.h"
+#include "weft/debug.h"
 
 #include <fcntl.h>
 #include <math.h>
@@ -47,6 +49,7 @@ void weft__stream_global_init(void);
 int weft__stream_adopt(weft_loop_t *loop, int fd, bool is_unix, const weft_stream_opts_t *o, weft_reader_t **r,
                        weft_writer_t **w);
 void weft__stream_finish(weft_reader_t *r, weft_writer_t *w, bool abort_now);
+int weft__stream_handshake(weft_reader_t *r, weft_writer_t *w);
 
 #define A_LOAD(p) __atomic_load_n((p), __ATOMIC_SEQ_CST)
 #define A_ADD(p, v) __atomic_add_fetch((p), (v), __ATOMIC_SEQ_CST)
@@ -207,15 +210,23 @@ static int conn_main(void *arg, weft_value_t *result)
     sl->conns = &node;
     if (sl->kill)
         weft_task_cancel(me, NULL);
-    rc = s->handler(r, w, s->arg);
+    rc = weft__stream_handshake(r, w);   /* TLS: the handler starts on a finished handshake */
+    bool hs_failed = rc < 0;
+    if (hs_failed) {
+        if (rc != WEFT_ECANCELED && weft_loop_get_debug(sl->loop))   /* asyncio logs these in debug mode only */
+            weft__report(sl->loop, "TLS handshake failed on an accepted connection", rc,
+                         weft_writer_tls_error(w), me);
+    } else {
+        rc = s->handler(r, w, s->arg);
+    }
     if (node.prev)
         node.prev->next = node.next;
     else
         sl->conns = node.next;
     if (node.next)
         node.next->prev = node.prev;
-    bool cancelled = rc == WEFT_ECANCELED || weft_task_cancelling(me) > 0;
-    if (rc < 0 && rc != WEFT_ECANCELED)
+    bool cancelled = rc == WEFT_ECANCELED || weft_task_cancelling(me) > 0 || hs_failed;
+    if (rc < 0 && rc != WEFT_ECANCELED && !hs_failed)
         weft__report(sl->loop, "Unhandled error in client_connected_cb", rc, weft_error_message(), me);
     weft__stream_finish(r, w, cancelled);
     conn_end(rec);
