@@ -453,6 +453,9 @@ static void pump(tconn_t *tc)
         int r = SSL_read_ex(tc->ssl, p, room, &got);
         if (r == 1) {
             weft__conn_rcommit(c, got);
+            /* nothing left to decode: skip the SSL_read that would only say WANT_READ */
+            if (!SSL_has_pending(tc->ssl) && BIO_ctrl_pending(SSL_get_rbio(tc->ssl)) == 0)
+                break;
             continue;
         }
         int e = SSL_get_error(tc->ssl, r);
