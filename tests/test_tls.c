@@ -960,7 +960,24 @@ static int files_main(void *arg, weft_value_t *out)
     CHECK_STR(weft_err_name(WEFT_EHOSTMISMATCH), "WEFT_EHOSTMISMATCH");
     CHECK(strstr(weft_strerror(WEFT_ETLSEOF), "close_notify"));
 
-    /* TLS to a Unix socket needs server_hostname to verify */
+    /* TLS over a Unix socket: server_hostname names the certificate to expect */
+    char upath[64];
+    snprintf(upath, sizeof upath, "/tmp/weft-tls-%d.sock", (int)getpid());
+    weft_server_t *us;
+    CHECK_EQ(weft_start_unix_server(echo_handler, NULL, upath, &(weft_server_opts_t){ .stream = { .tls = st } }, &us),
+             0);
+    CHECK_EQ(weft_open_unix_connection(upath, &(weft_stream_opts_t){ .tls = ct }, &r, &w), WEFT_EINVAL);
+    CHECK(r == NULL && w == NULL);
+    CHECK_EQ(weft_open_unix_connection(upath, &(weft_stream_opts_t){ .tls = ct, .server_hostname = "localhost" }, &r,
+                                       &w),
+             0);
+    CHECK_EQ(weft_writer_write(w, "xyz", 3), 0);
+    CHECK_EQ(weft_reader_readexactly(r, b, 3, NULL), 0);
+    CHECK(memcmp(b, "xyz", 3) == 0);
+    finish(r, w);
+    CHECK_EQ(weft_server_shutdown(us, 5.0), 0);
+    weft_server_free(us);
+
     CHECK_EQ(weft_server_shutdown(s, 5.0), 0);
     weft_server_free(s);
     weft_tls_release(st);

@@ -134,6 +134,7 @@ WEFT_API void *weft_tls_ssl_ctx(weft_tls_t *tls);
  * plain; bytes the reader had buffered and not yet consumed are taken as the
  * start of the peer's TLS stream (its ClientHello may arrive right behind its
  * last plain command), so read the plain exchange exactly before upgrading.
+ * While the handshake runs, writes from other tasks return WEFT_EINVALSTATE.
  * Only tls, server_hostname, tls_handshake_timeout and tls_shutdown_timeout of
  * @p opts are used (@p opts may be NULL; its tls field, if set, must be @p tls
  * or NULL). Awaiting; cancellable.

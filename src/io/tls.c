@@ -77,8 +77,12 @@ static const weft__xport_ops_t tls_ops;
 /* OpenSSL's reason for the last error, then clear the queue. */
 static void ossl_reason(char *buf, size_t cap, const char *what)
 {
-    unsigned long e = ERR_peek_last_error();
-    const char *r = e ? ERR_reason_error_string(e) : NULL;
+    unsigned long e = ERR_peek_error();   /* the first: the root cause */
+    const char *r = NULL;
+    if (e && ERR_GET_LIB(e) == ERR_LIB_SYS)
+        r = strerror(ERR_GET_REASON(e));   /* "No such file or directory" */
+    else if ((e = ERR_peek_last_error()) != 0)
+        r = ERR_reason_error_string(e);
     if (r)
         snprintf(buf, cap, "%s: %s", what, r);
     else
@@ -231,9 +235,9 @@ int weft_tls_new(const weft_tls_opts_t *o, weft_tls_t **out)
         return ctx_fail(t, "bad TLS 1.3 cipher suites");
     if (o->cert_file) {
         if (SSL_CTX_use_certificate_chain_file(ctx, o->cert_file) != 1)
-            return ctx_fail(t, "cannot load the certificate chain");
+            return ctx_fail(t, "cannot load the certificate chain file");
         if (SSL_CTX_use_PrivateKey_file(ctx, o->key_file ? o->key_file : o->cert_file, SSL_FILETYPE_PEM) != 1)
-            return ctx_fail(t, "cannot load the private key");
+            return ctx_fail(t, "cannot load the private key file");
     } else if (o->cert_pem && !use_pem(ctx, o->cert_pem, o->key_pem)) {
         return ctx_fail(t, "cannot load the certificate or key");
     }
