@@ -3,7 +3,8 @@
  * host name refusals with their codes; handshake timeouts against silent and
  * stalling peers on both sides; garbage instead of TLS records; cancellation
  * during the handshake, a read and a drain (no byte lost; ASan checks leaks);
- * a peer reset mid-record; a peer closing without close_notify; start_tls
+ * a peer reset mid-record; a peer closing without close_notify; a graceful
+ * close bounded by the shutdown timeout; start_tls
  * after a plain exchange; ALPN, session resumption, the info accessors;
  * contexts from files and bad material.
  *
@@ -819,6 +820,55 @@ static int rude_main(void *arg, weft_value_t *out)
 
 static void test_reset_and_truncation(void) { CHECK_EQ(run_main(1, rude_main, NULL), 0); }
 
+/* The handler leaves 32 MiB for a client that never reads: the graceful close
+ * (close_notify after the data) cannot finish, and tls_shutdown_timeout
+ * aborts it. Without that bound the server would wait forever. */
+static int flood_handler(weft_reader_t *r, weft_writer_t *w, void *arg)
+{
+    (void)r;
+    (void)arg;
+    size_t n = (size_t)32 << 20;
+    uint8_t *b = calloc(1, n);
+    int rc = b ? weft_writer_write(w, b, n) : WEFT_ENOMEM;
+    free(b);
+    return rc;
+}
+
+static int shutdown_timeout_main(void *arg, weft_value_t *out)
+{
+    (void)arg;
+    (void)out;
+    weft_tls_t *st = server_ctx(), *ct = client_ctx();
+    weft_server_t *s;
+    weft_server_opts_t so = { .stream = { .tls = st, .tls_shutdown_timeout = 0.3 } };
+    CHECK_EQ(weft_start_server(flood_handler, NULL, "127.0.0.1", 0, &so, &s), 0);
+    weft_reader_t *r;
+    weft_writer_t *w;
+    weft_stream_opts_t o = cli_opts(ct);
+    o.limit = 4096;   /* the client buffers little before it stops reading the socket */
+    CHECK_EQ(weft_open_connection("127.0.0.1", weft_server_port(s), &o, &r, &w), 0);
+    while (weft_server_connections(s) < 1)
+        CHECK_EQ(weft_sleep(0.01), 0);
+    CHECK_EQ(weft_server_shutdown(s, -1), 0);   /* returns once the aborted connection is gone */
+    CHECK(weft_reader_buffered(r) < ((size_t)32 << 20));
+    uint8_t *b = malloc(1 << 16);
+    size_t n, total = 0;
+    int rc;
+    while ((rc = weft_reader_read(r, b, 1 << 16, &n)) == 0 && n > 0)
+        total += n;
+    free(b);
+    printf("  client read %zu of %d bytes, then %s\n", total, 32 << 20, weft_err_name(rc));
+    CHECK(total < ((size_t)32 << 20));
+    CHECK(rc == UV_ECONNRESET || rc == WEFT_ETLSEOF);
+    finish(r, w);
+    weft_server_free(s);
+    weft_tls_release(st);
+    weft_tls_release(ct);
+    return 0;
+}
+
+static void test_shutdown_timeout(void) { CHECK_EQ(run_main(1, shutdown_timeout_main, NULL), 0); }
+
 /* ---- 7. start_tls, info, ALPN, resumption ------------------------------------------------------- */
 
 static int starttls_handler(weft_reader_t *r, weft_writer_t *w, void *arg)
@@ -863,6 +913,8 @@ static int starttls_main(void *arg, weft_value_t *out)
         size_t n;
         CHECK_EQ(weft_reader_readline(r, line, sizeof line, &n), 0);
         CHECK(n == 3 && memcmp(line, "OK\n", 3) == 0);
+        CHECK_EQ(weft_start_tls(r, w, ct, NULL), WEFT_EINVAL);   /* no name to verify: nothing changed */
+        CHECK(!weft_writer_is_tls(w));
         CHECK_EQ(weft_start_tls(r, w, ct, &(weft_stream_opts_t){ .server_hostname = "localhost" }), 0);
         CHECK(weft_writer_is_tls(w));
         CHECK_EQ(weft_start_tls(r, w, ct, NULL), WEFT_EINVALSTATE);
@@ -1013,6 +1065,7 @@ int main(int argc, char **argv)
     RUN(test_bad_peers);
     RUN(test_cancel_read_drain);
     RUN(test_reset_and_truncation);
+    RUN(test_shutdown_timeout);
     RUN(test_start_tls_info);
     RUN(test_files_and_bad_material);
     RUN(test_many_reuseport);

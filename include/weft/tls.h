@@ -139,10 +139,16 @@ WEFT_API void *weft_tls_ssl_ctx(weft_tls_t *tls);
  * @p opts are used (@p opts may be NULL; its tls field, if set, must be @p tls
  * or NULL). Awaiting; cancellable.
  *
- * On any failure the connection is aborted: the caller still owns and
- * releases the reader and writer.
- * @return 0; WEFT_EINVAL; WEFT_ENOTCORO; WEFT_EWRONGLOOP; WEFT_EINVALSTATE
- * (already TLS, closing, or the stream ended); WEFT_ETLS, WEFT_ECERT,
+ * A client context that verifies the server needs opts->server_hostname
+ * (the connection does not know the name it was opened with; "" skips the
+ * name check). On a failure after the checks below the connection is
+ * aborted; either way the caller still owns and releases the reader and
+ * writer.
+ * @return 0; WEFT_EINVAL (NULL arguments, a reader of another connection,
+ * opts->tls not @p tls, no server_hostname for a verifying client: the
+ * connection is left as it was); WEFT_ENOTCORO; WEFT_EWRONGLOOP;
+ * WEFT_EINVALSTATE (already TLS, closing, or the stream ended: left as it
+ * was); WEFT_ETLS, WEFT_ECERT,
  * WEFT_EHOSTMISMATCH, WEFT_ETLSEOF; WEFT_ETIMEDOUT (handshake timeout);
  * WEFT_ECANCELED; WEFT_ENOMEM; a socket error.
  */

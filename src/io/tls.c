@@ -760,6 +760,8 @@ int weft_start_tls(weft_reader_t *reader, weft_writer_t *writer, weft_tls_t *tls
         return rc;
     if ((rc = weft__conn_can_attach(c)) < 0)
         return rc;
+    if (!tls->server && tls->verify && (!opts || !opts->server_hostname))
+        return weft_raise(WEFT_EINVAL, "server_hostname is needed to verify the server in start_tls");
     weft_stream_opts_t o = opts ? *opts : (weft_stream_opts_t){ 0 };
     o.tls = tls;
     char *early;
@@ -774,7 +776,7 @@ int weft_start_tls(weft_reader_t *reader, weft_writer_t *writer, weft_tls_t *tls
         port = ntohs(((const struct sockaddr_in6 *)(const void *)&info->peername)->sin6_port);
     if ((rc = weft__tls_attach(c, &o, NULL, port)) < 0) {
         free(early);
-        weft__conn_fail(c, rc == WEFT_EINVAL ? UV_ECONNABORTED : rc);
+        weft__conn_fail(c, rc);
         return rc;
     }
     tconn_t *tc = weft__conn_xport(c, &tls_ops);
