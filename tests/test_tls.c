@@ -261,6 +261,7 @@ static int echo_sizes_main(void *arg, weft_value_t *out)
     CHECK_EQ(weft_start_server(echo_handler, NULL, "127.0.0.1", 0,
                                &(weft_server_opts_t){ .stream = { .tls = st } }, &s),
              0);
+    weft_tls_release(st);   /* the server keeps its own reference */
     int port = weft_server_port(s);
     static const size_t sizes[] = { 1, 2, 100, 16383, 16384, 16385, 65536 + 7, 1 << 20, 16u << 20 };
     uint8_t *buf = malloc((16u << 20) + 1);
@@ -300,7 +301,6 @@ static int echo_sizes_main(void *arg, weft_value_t *out)
     free(buf);
     CHECK_EQ(weft_server_shutdown(s, 5.0), 0);
     weft_server_free(s);
-    weft_tls_release(st);
     weft_tls_release(ct);
     return 0;
 }
@@ -993,6 +993,15 @@ static int files_main(void *arg, weft_value_t *out)
     CHECK(memcmp(b, "abc", 3) == 0);
     finish(r, w);
     (void)o;
+
+    /* contexts on the wrong side */
+    CHECK_EQ(weft_open_connection("127.0.0.1", weft_server_port(s), &(weft_stream_opts_t){ .tls = st }, &r, &w),
+             WEFT_EINVAL);
+    weft_server_t *bad_srv;
+    CHECK_EQ(weft_start_server(echo_handler, NULL, "127.0.0.1", 0, &(weft_server_opts_t){ .stream = { .tls = ct } },
+                               &bad_srv),
+             WEFT_EINVAL);
+    CHECK(weft_tls_is_server(st) && !weft_tls_is_server(ct));
 
     /* bad material */
     CHECK_EQ(weft_tls_new(&(weft_tls_opts_t){ .server = true }, &bad), WEFT_EINVAL);

@@ -133,9 +133,14 @@ typedef struct weft_extra_info {
  * Ownership: the caller owns *reader and *writer and must release both
  * (weft_reader_release, weft_writer_release) on this loop; call
  * weft_writer_close + weft_writer_wait_closed first for an orderly end.
- * @return 0; WEFT_EINVAL (NULL host/out, port outside 0..65535); WEFT_ENOTCORO;
- * WEFT_ERESOLVE; WEFT_ECANCELED; WEFT_ENOMEM; a socket error such as
- * UV_ECONNREFUSED (the first address's error if every address failed).
+ * With opts->tls (weft/tls.h), the TLS handshake runs before this returns;
+ * if it fails, the connection is closed and nothing is handed out.
+ * @return 0; WEFT_EINVAL (NULL host/out, port outside 0..65535, a server TLS
+ * context); WEFT_ENOTCORO; WEFT_ERESOLVE; WEFT_ECANCELED; WEFT_ENOMEM; a
+ * socket error such as UV_ECONNREFUSED (the first address's error if every
+ * address failed); with TLS: WEFT_ETLS, WEFT_ECERT, WEFT_EHOSTMISMATCH,
+ * WEFT_ETLSEOF, WEFT_ETIMEDOUT (handshake timeout), each with OpenSSL's
+ * reason in weft_error_message().
  */
 WEFT_API int weft_open_connection(const char *host, int port, const weft_stream_opts_t *opts,
                                   weft_reader_t **reader, weft_writer_t **writer);
@@ -376,9 +381,12 @@ typedef struct weft_server_opts {
  * @p arg is shared by every handler (on every serving loop: make what it
  * points to safe for that). The server is owned by the caller: stop it with
  * weft_server_close / weft_server_shutdown and free it with weft_server_free.
- * @return 0; WEFT_EINVAL; WEFT_ENOTCORO; WEFT_ERESOLVE; WEFT_ECANCELED;
- * WEFT_ENOMEM; WEFT_ECLOSED (the runtime is shutting down); a socket error
- * such as UV_EADDRINUSE or UV_EACCES.
+ * With opts->stream.tls (a server context, weft/tls.h; the server keeps a
+ * reference), every connection does its TLS handshake on its own loop before
+ * the handler runs; a connection whose handshake fails is closed without it.
+ * @return 0; WEFT_EINVAL (also: a client TLS context); WEFT_ENOTCORO;
+ * WEFT_ERESOLVE; WEFT_ECANCELED; WEFT_ENOMEM; WEFT_ECLOSED (the runtime is
+ * shutting down); a socket error such as UV_EADDRINUSE or UV_EACCES.
  */
 WEFT_API int weft_start_server(weft_client_connected_fn handler, void *arg, const char *host, int port,
                                const weft_server_opts_t *opts, weft_server_t **server);

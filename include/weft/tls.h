@@ -104,7 +104,9 @@ typedef struct weft_tls_opts {
  * session per host and port and offers it on the next connection there.
  *
  * @p out receives a reference owned by the caller (weft_tls_release).
- * Connections using the context take their own references.
+ * Connections and servers using the context take their own references, so
+ * the caller may release it right after weft_open_connection or
+ * weft_start_server returned.
  * @return 0; WEFT_EINVAL (NULL out, a server without a certificate, bad
  * version, a key without a certificate, an ALPN name empty or over 255
  * bytes); WEFT_ETLS (unreadable file or PEM, key not matching the
@@ -116,6 +118,9 @@ WEFT_API int weft_tls_new(const weft_tls_opts_t *opts, weft_tls_t **out);
 /** Drop a reference; the context goes with its last connection. NULL is
  *  ignored. Any thread. */
 WEFT_API void weft_tls_release(weft_tls_t *tls);
+
+/** True for a server context (weft_tls_opts_t.server). Any thread. */
+WEFT_API bool weft_tls_is_server(const weft_tls_t *tls);
 
 /** Take another reference. Any thread. @return @p tls. */
 WEFT_API weft_tls_t *weft_tls_retain(weft_tls_t *tls);

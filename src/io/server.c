@@ -134,6 +134,7 @@ static void server_destroy(weft_server_t *s)
         free(sl->ls);
     }
     free(s->slots);
+    weft_tls_release(s->opts.stream.tls);
     free(s->addrs);
     free(s->addrlens);
     free(s->path);
@@ -566,6 +567,8 @@ static int server_start(weft_client_connected_fn handler, void *arg, const char 
     weft_server_opts_t o = opts ? *opts : (weft_server_opts_t){ 0 };
     if (o.mode != WEFT_SERVE_ONE_LOOP && o.mode != WEFT_SERVE_REUSEPORT && o.mode != WEFT_SERVE_HANDOFF)
         return WEFT_EINVAL;
+    if (o.stream.tls && !weft_tls_is_server(o.stream.tls))
+        return WEFT_EINVAL;   /* a client context cannot serve */
     weft__stream_global_init();
 
     weft_loop_t *home = t->fut.loop;
@@ -586,6 +589,7 @@ static int server_start(weft_client_connected_fn handler, void *arg, const char 
     s->handler = handler;
     s->arg = arg;
     s->opts = o;
+    weft_tls_retain(o.stream.tls);   /* the caller may release its context once the server runs */
     s->mode = mode;
     s->is_unix = path != NULL;
     s->nslots = mode == WEFT_SERVE_ONE_LOOP ? 1 : nl;

@@ -27,6 +27,7 @@
 #include "core/task.h"
 #include "io/xport.h"
 #include "weft/stream.h"
+#include "weft/tls.h"
 
 #include <netinet/in.h>
 #include <signal.h>
@@ -1146,6 +1147,8 @@ int weft_open_connection(const char *host, int port, const weft_stream_opts_t *o
         return WEFT_ENOTCORO;
     if (!host || !*host || !reader || !writer || port < 0 || port > 65535)
         return WEFT_EINVAL;
+    if (opts && opts->tls && weft_tls_is_server(opts->tls))
+        return WEFT_EINVAL;   /* a server context cannot connect */
     weft__stream_global_init();
     int family = opts ? opts->family : AF_UNSPEC;
     struct sockaddr_storage *addrs = NULL, *locals = NULL;
@@ -1199,7 +1202,7 @@ int weft_open_unix_connection(const char *path, const weft_stream_opts_t *opts, 
     weft__task_t *t = weft__thread()->task;
     if (!t)
         return WEFT_ENOTCORO;
-    if (!path || !*path || !reader || !writer)
+    if (!path || !*path || !reader || !writer || (opts && opts->tls && weft_tls_is_server(opts->tls)))
         return WEFT_EINVAL;
     if (strlen(path) >= sizeof(((struct sockaddr_un *)0)->sun_path))
         return -ENAMETOOLONG;

@@ -314,6 +314,8 @@ void weft_tls_release(weft_tls_t *t)
 
 void *weft_tls_ssl_ctx(weft_tls_t *t) { return t ? t->ctx : NULL; }
 
+bool weft_tls_is_server(const weft_tls_t *t) { return t && t->server; }
+
 /* ---- connections: plumbing ----------------------------------------------------------- */
 
 static void tc_unref(tconn_t *tc)
