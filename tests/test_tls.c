@@ -763,7 +763,12 @@ static int rude_handler(weft_reader_t *r, weft_writer_t *w, void *arg)
         return rc;
     weft_extra_info_t info;
     weft_writer_get_extra_info(w, &info);
-    if (strcmp(how, "reset") == 0) {
+    if (strcmp(how, "garbage") == 0) {
+        /* plain text where the next record should start */
+        send(info.fd, "this is not a TLS record\r\n", 26, MSG_NOSIGNAL);
+        uint8_t x;
+        weft_reader_read(r, &x, 1, &(size_t){ 0 });   /* until the client gives up */
+    } else if (strcmp(how, "reset") == 0) {
         /* half a record straight on the socket, then a reset */
         send(info.fd, "\x17\x03\x03\x00\x40\x01\x02\x03\x04\x05", 10, MSG_NOSIGNAL);
         weft_sleep(0.05);   /* usually lets the client take the bytes before the reset (see below) */
@@ -784,8 +789,8 @@ static int rude_main(void *arg, weft_value_t *out)
     (void)arg;
     (void)out;
     weft_tls_t *st = server_ctx(), *ct = client_ctx();
-    const char *hows[] = { "reset", "truncate" };
-    for (int k = 0; k < 2; k++) {
+    const char *hows[] = { "reset", "truncate", "garbage" };
+    for (int k = 0; k < 3; k++) {
         weft_server_t *s;
         CHECK_EQ(weft_start_server(rude_handler, (void *)hows[k], "127.0.0.1", 0,
                                    &(weft_server_opts_t){ .stream = { .tls = st } }, &s),
@@ -804,7 +809,12 @@ static int rude_main(void *arg, weft_value_t *out)
         if (k == 0)   /* when the reset arrives with the bytes, libuv reports a plain end of stream
                          (POLLHUP after a short read): the cut record is then WEFT_ETLSEOF */
             CHECK(rc == UV_ECONNRESET || rc == WEFT_ETLSEOF);
-        else {
+        else if (k == 2) {   /* garbage after the handshake: the stream fails with OpenSSL's reason */
+            CHECK_EQ(rc, WEFT_ETLS);
+            CHECK(weft_error_message() && *weft_error_message());
+            CHECK(weft_writer_tls_error(w) && *weft_writer_tls_error(w));
+            CHECK_EQ(weft_writer_write(w, "x", 1), WEFT_ETLS);
+        } else {
             CHECK_EQ(rc, WEFT_ETLSEOF);
             CHECK(strstr(weft_error_message(), "close_notify"));
             CHECK_EQ(weft_reader_exception(r), WEFT_ETLSEOF);
