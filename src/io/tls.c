@@ -192,6 +192,27 @@ static int add_ca_pem(SSL_CTX *ctx, const char *pem)
     return n > 0;
 }
 
+/* Compute every certificate's cached extensions now, on this thread. OpenSSL
+ * fills that cache lazily on first use, which would make the first
+ * handshakes on several loops race to write what the others read. */
+static void warm_certs(SSL_CTX *ctx)
+{
+    X509 *x = SSL_CTX_get0_certificate(ctx);
+    if (x)
+        X509_check_purpose(x, -1, 0);
+    STACK_OF(X509) *chain = NULL;
+    if (SSL_CTX_get0_chain_certs(ctx, &chain) == 1 && chain)
+        for (int i = 0; i < sk_X509_num(chain); i++)
+            X509_check_purpose(sk_X509_value(chain, i), -1, 0);
+    STACK_OF(X509_OBJECT) *objs = X509_STORE_get0_objects(SSL_CTX_get_cert_store(ctx));
+    for (int i = 0; objs && i < sk_X509_OBJECT_num(objs); i++) {
+        X509 *c = X509_OBJECT_get0_X509(sk_X509_OBJECT_value(objs, i));
+        if (c)
+            X509_check_purpose(c, -1, 0);
+    }
+    ERR_clear_error();
+}
+
 int weft_tls_new(const weft_tls_opts_t *o, weft_tls_t **out)
 {
     if (out)
@@ -286,6 +307,7 @@ int weft_tls_new(const weft_tls_opts_t *o, weft_tls_t **out)
         SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
         SSL_CTX_sess_set_new_cb(ctx, on_new_session);
     }
+    warm_certs(ctx);
     *out = t;
     return 0;
 }
