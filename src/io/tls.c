@@ -48,7 +48,8 @@ struct weft_tls {
     pthread_mutex_t mu;         /* the client session cache */
     struct {
         char *key;
-        SSL_SESSION *sess;
+        unsigned char *der;     /* the session, serialised: no OpenSSL object is shared between loops */
+        size_t len;
     } sess[SESS_SLOTS];
     unsigned int sess_next;
 };
@@ -98,12 +99,23 @@ static int ctx_fail(weft_tls_t *t, const char *what)
     return weft_raise(WEFT_ETLS, "%s", m);
 }
 
-/* Client: remember the newest session per host:port (TLS 1.3 tickets arrive after the handshake). */
+/* Client: remember the newest session per host:port (TLS 1.3 tickets arrive
+ * after the handshake). It is kept serialised, and each connection that
+ * resumes it parses its own copy: sessions are then never shared between
+ * loops, whose threads would otherwise meet inside OpenSSL's reference
+ * counting of one SSL_SESSION. */
 static int on_new_session(SSL *ssl, SSL_SESSION *sess)
 {
     tconn_t *tc = SSL_get_app_data(ssl);
-    if (!tc || !tc->sess_key)
+    if (!tc || !tc->sess_key || !SSL_SESSION_is_resumable(sess))
         return 0;
+    int n = i2d_SSL_SESSION(sess, NULL);
+    unsigned char *der = n > 0 ? malloc((size_t)n) : NULL, *p = der;
+    if (!der || i2d_SSL_SESSION(sess, &p) != n) {
+        free(der);
+        ERR_clear_error();
+        return 0;
+    }
     weft_tls_t *t = tc->tls;
     pthread_mutex_lock(&t->mu);
     int slot = -1;
@@ -114,17 +126,18 @@ static int on_new_session(SSL *ssl, SSL_SESSION *sess)
     if (slot < 0) {
         if (!(key = weft__strdup(tc->sess_key))) {
             pthread_mutex_unlock(&t->mu);
+            free(der);
             return 0;
         }
         slot = (int)(t->sess_next++ % SESS_SLOTS);
         free(t->sess[slot].key);
         t->sess[slot].key = key;
     }
-    if (t->sess[slot].sess)
-        SSL_SESSION_free(t->sess[slot].sess);
-    t->sess[slot].sess = sess;   /* returning 1: the reference is ours */
+    free(t->sess[slot].der);
+    t->sess[slot].der = der;
+    t->sess[slot].len = (size_t)n;
     pthread_mutex_unlock(&t->mu);
-    return 1;
+    return 0;   /* OpenSSL keeps its reference */
 }
 
 static int on_alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen, const unsigned char *in,
@@ -325,8 +338,7 @@ void weft_tls_release(weft_tls_t *t)
         return;
     for (int i = 0; i < SESS_SLOTS; i++) {
         free(t->sess[i].key);
-        if (t->sess[i].sess)
-            SSL_SESSION_free(t->sess[i].sess);
+        free(t->sess[i].der);
     }
     SSL_CTX_free(t->ctx);
     free(t->alpn);
@@ -752,13 +764,19 @@ int weft__tls_attach(struct conn *c, const weft_stream_opts_t *o, const char *ho
                 if (!(tc->sess_key = malloc(kl)))
                     goto nomem;
                 snprintf(tc->sess_key, kl, "%s:%d", name, port);
+                SSL_SESSION *sess = NULL;
                 pthread_mutex_lock(&tls->mu);
                 for (int i = 0; i < SESS_SLOTS; i++)
-                    if (tls->sess[i].key && strcmp(tls->sess[i].key, tc->sess_key) == 0 && tls->sess[i].sess) {
-                        SSL_set_session(tc->ssl, tls->sess[i].sess);
+                    if (tls->sess[i].key && strcmp(tls->sess[i].key, tc->sess_key) == 0 && tls->sess[i].der) {
+                        const unsigned char *p = tls->sess[i].der;
+                        sess = d2i_SSL_SESSION(NULL, &p, (long)tls->sess[i].len);
                         break;
                     }
                 pthread_mutex_unlock(&tls->mu);
+                if (sess) {   /* this connection's own copy */
+                    SSL_set_session(tc->ssl, sess);
+                    SSL_SESSION_free(sess);
+                }
             }
         }
     }
