@@ -1,6 +1,7 @@
 /* tcp_echo server for weft (bench/DEFINITIONS.md, benchmark 9).
  *
  *   tcp_echo_server [--workers N] [--mode reuseport|handoff|one] [--lifetime S]
+ *                   [--tls CERT KEY]
  *
  * Listens on 127.0.0.1, port 0, and prints `PORT n`. Per connection: read up
  * to 4096 bytes, write them back, drain, until end of stream (the asyncio
@@ -12,6 +13,9 @@
  * --mode        reuseport (default): an SO_REUSEPORT listener on every loop;
  *               handoff: accept on one loop, hand connections round-robin to
  *               every loop; one: everything on one loop (asyncio's model).
+ * --tls C K     serve TLS (weft/tls.h) with the PEM certificate chain C and
+ *               key K: every connection does its handshake on the loop that
+ *               owns it, then the same echo loop (bench/run_tls_echo.sh).
  * Public API only. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +27,8 @@ static struct {
     int workers;
     weft_serve_mode_t mode;
     double lifetime;
+    const char *cert, *key;
+    weft_tls_t *tls;
     unsigned int open;      /* connections open now (atomic: handlers run on every loop) */
     weft_event_t *idle;     /* set when `open` goes back to 0 */
 } g = { .workers = 1, .mode = WEFT_SERVE_REUSEPORT, .lifetime = 25.0 };
@@ -49,7 +55,7 @@ static int serve(void *arg, weft_value_t *out)
     (void)arg;
     (void)out;
     weft_server_t *s;
-    weft_server_opts_t o = { .mode = g.mode, .backlog = 1024 };
+    weft_server_opts_t o = { .mode = g.mode, .backlog = 1024, .stream = { .tls = g.tls } };
     int rc = weft_start_server(handle, NULL, "127.0.0.1", 0, &o, &s);
     if (rc < 0) {
         fprintf(stderr, "tcp_echo_server: start_server: %s\n", weft_strerror(rc));
@@ -79,6 +85,9 @@ int main(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--workers") && i + 1 < argc) {
             g.workers = atoi(argv[++i]);
+        } else if (!strcmp(argv[i], "--tls") && i + 2 < argc) {
+            g.cert = argv[++i];
+            g.key = argv[++i];
         } else if (!strcmp(argv[i], "--lifetime") && i + 1 < argc) {
             g.lifetime = atof(argv[++i]);
         } else if (!strcmp(argv[i], "--mode") && i + 1 < argc) {
@@ -99,6 +108,13 @@ int main(int argc, char **argv)
         goto usage;
     if (weft_event_new(&g.idle) < 0)
         return 1;
+    if (g.cert) {
+        int trc = weft_tls_new(&(weft_tls_opts_t){ .server = true, .cert_file = g.cert, .key_file = g.key }, &g.tls);
+        if (trc < 0) {
+            fprintf(stderr, "tcp_echo_server: cannot load %s / %s: %s\n", g.cert, g.key, weft_strerror(trc));
+            return 1;
+        }
+    }
     weft_runtime_t *rt;
     int rc = weft_runtime_new(&(weft_runtime_opts_t){ .workers = g.workers }, &rt);
     if (rc == 0) {
@@ -106,10 +122,12 @@ int main(int argc, char **argv)
         weft_runtime_free(rt);
     }
     weft_event_free(g.idle);
+    weft_tls_release(g.tls);
     if (rc < 0)
         fprintf(stderr, "tcp_echo_server: %s\n", weft_strerror(rc));
     return rc < 0;
 usage:
-    fprintf(stderr, "usage: tcp_echo_server [--workers N] [--mode reuseport|handoff|one] [--lifetime S]\n");
+    fprintf(stderr, "usage: tcp_echo_server [--workers N] [--mode reuseport|handoff|one] [--lifetime S] "
+                    "[--tls CERT KEY]\n");
     return 2;
 }

@@ -30,5 +30,6 @@
 #include "weft/process.h"
 #include "weft/fs.h"
 #include "weft/udp.h"
+#include "weft/tls.h"
 
 #endif

@@ -5,7 +5,7 @@
 # Debian's tokio crate and its dependencies (cargo, librust-tokio-dev; bench/tokio builds offline
 # against /usr/share/cargo/registry), and gnuplot for the plots.
 set -e
-pkgs="cmake make gcc libc6-dev pkg-config libuv1-dev libck-dev"
+pkgs="cmake make gcc libc6-dev pkg-config libuv1-dev libck-dev libssl-dev openssl"
 if [ "$1" = "bench" ]; then
   pkgs="$pkgs python3 python3-uvloop gnuplot-nox golang-go cargo librust-tokio-dev librust-libc-dev"
 fi

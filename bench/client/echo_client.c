@@ -1,6 +1,6 @@
 /* echo_client: the tcp_echo load client (bench/DEFINITIONS.md, benchmark 9).
  *
- *   echo_client HOST PORT [-c CONNS] [-s BYTES] [-d SECONDS]
+ *   echo_client HOST PORT [-c CONNS] [-s BYTES] [-d SECONDS] [--tls]
  *
  * One thread, epoll. Opens CONNS connections (TCP_NODELAY) to HOST:PORT, all
  * connected before the clock starts; each connection sends a BYTES-byte message,
@@ -9,6 +9,12 @@
  * then every connection is closed and one line is printed on stdout:
  *
  *   roundtrips N elapsed_s X req_per_s Y
+ *
+ * --tls: every connection does a TLS 1.3 handshake (OpenSSL, SNI "localhost",
+ * the server's certificate is not verified: this measures the transport)
+ * right after connecting, before the clock starts; the echo loop then runs
+ * over TLS, and the line ends with ` handshake_s H` (the time all the
+ * connects and handshakes took, done one after the other).
  *
  * Only loopback targets are accepted (127.x.x.x, ::1, localhost).
  * Exit codes: 0 ok, 1 usage / system error, 2 refused host or echo mismatch.
@@ -30,8 +36,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
 typedef struct {
     int fd;
+    SSL *ssl;           /* --tls */
     size_t sent, got;   /* bytes of the current message written / read back */
     uint32_t round;     /* message number, varies the payload */
     unsigned char *out; /* current message */
@@ -39,6 +49,7 @@ typedef struct {
 } conn_t;
 
 static size_t msg_size = 64;
+static SSL_CTX *tls_ctx;   /* --tls */
 
 static _Noreturn void die(int code, const char *fmt, ...) {
     va_list ap;
@@ -110,6 +121,17 @@ static void fill(conn_t *c, size_t idx) {
 
 /* Writes what is left of the message; returns 1 when it is all out. */
 static int flush_out(conn_t *c) {
+    while (c->ssl && c->sent < msg_size) {
+        size_t n = 0;
+        if (SSL_write_ex(c->ssl, c->out + c->sent, msg_size - c->sent, &n) == 1) {
+            c->sent += n;
+            continue;
+        }
+        int e = SSL_get_error(c->ssl, 0);
+        if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ)
+            return 0;
+        die(1, "SSL_write failed (%d): %s", e, ERR_reason_error_string(ERR_get_error()));
+    }
     while (c->sent < msg_size) {
         ssize_t n = send(c->fd, c->out + c->sent, msg_size - c->sent, MSG_NOSIGNAL);
         if (n < 0) {
@@ -122,6 +144,35 @@ static int flush_out(conn_t *c) {
         c->sent += (size_t)n;
     }
     return 1;
+}
+
+/* Reads what is there of the echo: bytes read, 0 if none now (exits on end or error). */
+static size_t read_some(conn_t *c, size_t idx) {
+    if (c->ssl) {   /* everything OpenSSL can give: it may hold decrypted bytes the socket no longer signals */
+        size_t total = 0;
+        while (c->got + total < msg_size) {
+            size_t n = 0;
+            if (SSL_read_ex(c->ssl, c->in + c->got + total, msg_size - c->got - total, &n) == 1) {
+                total += n;
+                continue;
+            }
+            int e = SSL_get_error(c->ssl, 0);
+            if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
+                break;
+            if (e == SSL_ERROR_ZERO_RETURN)
+                die(1, "server closed connection %zu", idx);
+            die(1, "SSL_read failed (%d) on connection %zu: %s", e, idx, ERR_reason_error_string(ERR_get_error()));
+        }
+        return total;
+    }
+    ssize_t r = recv(c->fd, c->in + c->got, msg_size - c->got, 0);
+    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return 0;
+    if (r < 0)
+        die(1, "recv: %s", strerror(errno));
+    if (r == 0)
+        die(1, "server closed connection %zu", idx);
+    return (size_t)r;
 }
 
 static void want(int ep, conn_t *c, size_t idx, uint32_t events) {
@@ -155,16 +206,22 @@ int main(int argc, char **argv) {
                 msg_size = (size_t)parse_num(v, "message size", NULL);
             else
                 parse_num(v, "duration", &duration);
+        } else if (!strcmp(a, "--tls")) {
+            tls_ctx = SSL_CTX_new(TLS_client_method());
+            if (!tls_ctx || SSL_CTX_set_min_proto_version(tls_ctx, TLS1_3_VERSION) != 1)
+                die(1, "cannot make a TLS 1.3 context");
+            SSL_CTX_set_verify(tls_ctx, SSL_VERIFY_NONE, NULL);
+            SSL_CTX_set_mode(tls_ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
         } else if (a[0] != '-' && !host) {
             host = a;
         } else if (a[0] != '-' && !port) {
             port = a;
         } else {
-            die(1, "usage: echo_client HOST PORT [-c 64] [-s 64] [-d 5]");
+            die(1, "usage: echo_client HOST PORT [-c 64] [-s 64] [-d 5] [--tls]");
         }
     }
     if (!host || !port)
-        die(1, "usage: echo_client HOST PORT [-c 64] [-s 64] [-d 5]");
+        die(1, "usage: echo_client HOST PORT [-c 64] [-s 64] [-d 5] [--tls]");
     if (nconns < 1 || nconns > 100000 || msg_size < 1 || msg_size > (1u << 24))
         die(1, "connection count or message size out of range");
 
@@ -175,10 +232,18 @@ int main(int argc, char **argv) {
     if (!conns || !bufs || ep < 0)
         die(1, "out of memory or epoll_create1 failed");
 
-    /* Connect everything (blocking connect) before the clock starts. */
+    /* Connect everything (blocking connect, blocking handshake) before the clock starts. */
+    double hs_start = now_s();
     for (long i = 0; i < nconns; i++) {
         conn_t *c = &conns[i];
         c->fd = connect_one(res);
+        if (tls_ctx) {
+            c->ssl = SSL_new(tls_ctx);
+            if (!c->ssl || SSL_set_fd(c->ssl, c->fd) != 1 || SSL_set_tlsext_host_name(c->ssl, "localhost") != 1)
+                die(1, "SSL_new failed");
+            if (SSL_connect(c->ssl) != 1)
+                die(1, "TLS handshake failed on connection %ld: %s", i, ERR_reason_error_string(ERR_get_error()));
+        }
         c->out = bufs + (size_t)i * msg_size * 2;
         c->in = c->out + msg_size;
         if (fcntl(c->fd, F_SETFL, fcntl(c->fd, F_GETFL) | O_NONBLOCK) != 0)
@@ -188,6 +253,7 @@ int main(int argc, char **argv) {
             die(1, "epoll_ctl: %s", strerror(errno));
     }
     freeaddrinfo(res);
+    double hs_time = now_s() - hs_start;
 
     unsigned long long roundtrips = 0;
     double start = now_s(), deadline = start + duration, t = start;
@@ -212,16 +278,12 @@ int main(int argc, char **argv) {
                 want(ep, c, idx, EPOLLIN);
             if (!(evs[k].events & (EPOLLIN | EPOLLERR | EPOLLHUP)))
                 continue;
-            ssize_t r = recv(c->fd, c->in + c->got, msg_size - c->got, 0);
-            if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
-                continue;
-            if (r < 0)
-                die(1, "recv: %s", strerror(errno));
+            size_t r = read_some(c, idx);
             if (r == 0)
-                die(1, "server closed connection %zu", idx);
+                continue;
             if (memcmp(c->in + c->got, c->out + c->got, (size_t)r) != 0)
                 die(2, "echo mismatch on connection %zu", idx);
-            c->got += (size_t)r;
+            c->got += r;
             if (c->got < msg_size)
                 continue;
             if (c->sent < msg_size)
@@ -235,12 +297,22 @@ int main(int argc, char **argv) {
     }
     double elapsed = t - start;
 
-    for (long i = 0; i < nconns; i++)
+    for (long i = 0; i < nconns; i++) {
+        if (conns[i].ssl) {
+            SSL_shutdown(conns[i].ssl);   /* close_notify (non-blocking: best effort) */
+            SSL_free(conns[i].ssl);
+        }
         close(conns[i].fd);
+    }
     close(ep);
     free(bufs);
     free(conns);
-    printf("roundtrips %llu elapsed_s %.3f req_per_s %.0f\n", roundtrips, elapsed,
-           (double)roundtrips / elapsed);
+    if (tls_ctx) {
+        SSL_CTX_free(tls_ctx);
+        printf("roundtrips %llu elapsed_s %.3f req_per_s %.0f handshake_s %.3f\n", roundtrips, elapsed,
+               (double)roundtrips / elapsed, hs_time);
+    } else {
+        printf("roundtrips %llu elapsed_s %.3f req_per_s %.0f\n", roundtrips, elapsed, (double)roundtrips / elapsed);
+    }
     return 0;
 }

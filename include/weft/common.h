@@ -52,6 +52,25 @@ extern "C" {
 #define WEFT_ENOTENTERED   (-5015)       /**< a scope (timeout, TaskGroup) used before enter or after exit */
 #define WEFT_ECALLBACK     (-5016)       /**< a callback failed (reported to the exception handler) */
 
+/* TLS (weft/tls.h); each comes with OpenSSL's reason as the error message. */
+
+/** A TLS protocol failure (ssl.SSLError): the peer sent something that is not
+ *  TLS ("wrong version number", "record layer failure"), no common protocol
+ *  version or cipher, a fatal alert from the peer, bad certificate or key
+ *  material given to weft_tls_new, and so on. */
+#define WEFT_ETLS (-5080)
+/** Certificate verification failed (ssl.SSLCertVerificationError): the peer's
+ *  chain is untrusted (unknown CA, self-signed), expired, not yet valid or
+ *  malformed; or the peer rejected ours (a "bad certificate", "unknown ca" or
+ *  "certificate unknown" alert). */
+#define WEFT_ECERT (-5081)
+/** The peer's certificate is valid but does not name server_hostname
+ *  (ssl.CertificateError / "Hostname mismatch"). */
+#define WEFT_EHOSTMISMATCH (-5082)
+/** The peer closed the TCP connection without the TLS close_notify alert:
+ *  during the handshake, or after data (a possible truncation). */
+#define WEFT_ETLSEOF (-5083)
+
 /**
  * Human-readable text for an error code (weft's own codes, errno/libuv codes,
  * or "unknown error N" for user codes). Never NULL; the string is static.

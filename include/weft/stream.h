@@ -73,6 +73,8 @@ extern "C" {
  *  codes are never returned: they overlap weft's codes (-3000 .. -3014). */
 #define WEFT_ERESOLVE (-5070)
 
+/* TLS adds WEFT_ETLS, WEFT_ECERT, WEFT_EHOSTMISMATCH, WEFT_ETLSEOF (weft/tls.h). */
+
 /** asyncio's default reader limit (64 KiB) and write high-water mark. */
 #define WEFT_STREAM_DEFAULT_LIMIT ((size_t)64 * 1024)
 #define WEFT_STREAM_DEFAULT_HIGH ((size_t)64 * 1024)
@@ -98,6 +100,12 @@ typedef struct weft_stream_opts {
     int family;            /**< AF_UNSPEC (default), AF_INET or AF_INET6: which addresses to use */
     const char *local_host;/**< open_connection: bind the socket to this local address first (NULL: any) */
     int local_port;        /**< with local_host: local port (0 = any) */
+    /* TLS (weft/tls.h; asyncio's ssl=, server_hostname=, ssl_handshake_timeout=, ssl_shutdown_timeout=) */
+    struct weft_tls *tls;  /**< TLS context: the connection runs TLS over the socket (NULL: plain) */
+    const char *server_hostname; /**< client: name the server's certificate must match and the SNI sent;
+                                      NULL = the host given to open_connection; "" = no check, no SNI */
+    double tls_handshake_timeout; /**< seconds; 0 = 60 (asyncio), negative = none */
+    double tls_shutdown_timeout;  /**< seconds a graceful close may take; 0 = 30 (asyncio), negative = none */
 } weft_stream_opts_t;
 
 /** What StreamWriter.get_extra_info() offers: the socket's own and its peer's
@@ -125,9 +133,14 @@ typedef struct weft_extra_info {
  * Ownership: the caller owns *reader and *writer and must release both
  * (weft_reader_release, weft_writer_release) on this loop; call
  * weft_writer_close + weft_writer_wait_closed first for an orderly end.
- * @return 0; WEFT_EINVAL (NULL host/out, port outside 0..65535); WEFT_ENOTCORO;
- * WEFT_ERESOLVE; WEFT_ECANCELED; WEFT_ENOMEM; a socket error such as
- * UV_ECONNREFUSED (the first address's error if every address failed).
+ * With opts->tls (weft/tls.h), the TLS handshake runs before this returns;
+ * if it fails, the connection is closed and nothing is handed out.
+ * @return 0; WEFT_EINVAL (NULL host/out, port outside 0..65535, a server TLS
+ * context); WEFT_ENOTCORO; WEFT_ERESOLVE; WEFT_ECANCELED; WEFT_ENOMEM; a
+ * socket error such as UV_ECONNREFUSED (the first address's error if every
+ * address failed); with TLS: WEFT_ETLS, WEFT_ECERT, WEFT_EHOSTMISMATCH,
+ * WEFT_ETLSEOF, WEFT_ETIMEDOUT (handshake timeout), each with OpenSSL's
+ * reason in weft_error_message().
  */
 WEFT_API int weft_open_connection(const char *host, int port, const weft_stream_opts_t *opts,
                                   weft_reader_t **reader, weft_writer_t **writer);
@@ -379,9 +392,12 @@ typedef struct weft_server_opts {
  * @p arg is shared by every handler (on every serving loop: make what it
  * points to safe for that). The server is owned by the caller: stop it with
  * weft_server_close / weft_server_shutdown and free it with weft_server_free.
- * @return 0; WEFT_EINVAL; WEFT_ENOTCORO; WEFT_ERESOLVE; WEFT_ECANCELED;
- * WEFT_ENOMEM; WEFT_ECLOSED (the runtime is shutting down); a socket error
- * such as UV_EADDRINUSE or UV_EACCES.
+ * With opts->stream.tls (a server context, weft/tls.h; the server keeps a
+ * reference), every connection does its TLS handshake on its own loop before
+ * the handler runs; a connection whose handshake fails is closed without it.
+ * @return 0; WEFT_EINVAL (also: a client TLS context); WEFT_ENOTCORO;
+ * WEFT_ERESOLVE; WEFT_ECANCELED; WEFT_ENOMEM; WEFT_ECLOSED (the runtime is
+ * shutting down); a socket error such as UV_EADDRINUSE or UV_EACCES.
  */
 WEFT_API int weft_start_server(weft_client_connected_fn handler, void *arg, const char *host, int port,
                                const weft_server_opts_t *opts, weft_server_t **server);

@@ -34,6 +34,8 @@
 #include "weft/stream.h"
 #include "weft/sync.h"
 #include "weft/timeout.h"
+#include "weft/tls.h"
+#include "weft/debug.h"
 
 #include <fcntl.h>
 #include <math.h>
@@ -48,6 +50,7 @@ int weft__stream_adopt(weft_loop_t *loop, int fd, bool is_unix, const weft_strea
                        weft_writer_t **w);
 void weft__stream_finish(weft_reader_t *r, weft_writer_t *w, bool abort_now);
 void weft__stream_drain(weft_reader_t *r);
+int weft__stream_handshake(weft_reader_t *r, weft_writer_t *w);
 
 #define A_LOAD(p) __atomic_load_n((p), __ATOMIC_SEQ_CST)
 #define A_ADD(p, v) __atomic_add_fetch((p), (v), __ATOMIC_SEQ_CST)
@@ -136,6 +139,7 @@ static void server_destroy(weft_server_t *s)
         free(sl->ls);
     }
     free(s->slots);
+    weft_tls_release(s->opts.stream.tls);
     free(s->addrs);
     free(s->addrlens);
     free(s->path);
@@ -218,15 +222,23 @@ static int conn_main(void *arg, weft_value_t *result)
         weft_task_cancel(me, NULL);
     else if (sl->draining)
         weft__stream_drain(r);
-    rc = s->handler(r, w, s->arg);
+    rc = weft__stream_handshake(r, w);   /* TLS: the handler starts on a finished handshake */
+    bool hs_failed = rc < 0;
+    if (hs_failed) {
+        if (rc != WEFT_ECANCELED && weft_loop_get_debug(sl->loop))   /* asyncio logs these in debug mode only */
+            weft__report(sl->loop, "TLS handshake failed on an accepted connection", rc,
+                         weft_writer_tls_error(w), me);
+    } else {
+        rc = s->handler(r, w, s->arg);
+    }
     if (node.prev)
         node.prev->next = node.next;
     else
         sl->conns = node.next;
     if (node.next)
         node.next->prev = node.prev;
-    bool cancelled = rc == WEFT_ECANCELED || weft_task_cancelling(me) > 0;
-    if (rc < 0 && rc != WEFT_ECANCELED && rc != WEFT_ESHUTDOWN)   /* ESHUTDOWN: released while idle */
+    bool cancelled = rc == WEFT_ECANCELED || weft_task_cancelling(me) > 0 || hs_failed;
+    if (rc < 0 && rc != WEFT_ECANCELED && rc != WEFT_ESHUTDOWN && !hs_failed)   /* ESHUTDOWN: released while idle */
         weft__report(sl->loop, "Unhandled error in client_connected_cb", rc, weft_error_message(), me);
     weft__stream_finish(r, w, cancelled);
     conn_end(rec);
@@ -631,6 +643,8 @@ static int server_start(weft_client_connected_fn handler, void *arg, const char 
     weft_server_opts_t o = opts ? *opts : (weft_server_opts_t){ 0 };
     if (o.mode != WEFT_SERVE_ONE_LOOP && o.mode != WEFT_SERVE_REUSEPORT && o.mode != WEFT_SERVE_HANDOFF)
         return WEFT_EINVAL;
+    if (o.stream.tls && !weft_tls_is_server(o.stream.tls))
+        return WEFT_EINVAL;   /* a client context cannot serve */
     weft__stream_global_init();
 
     weft_loop_t *home = t->fut.loop;
@@ -652,6 +666,7 @@ static int server_start(weft_client_connected_fn handler, void *arg, const char 
     s->handler = handler;
     s->arg = arg;
     s->opts = o;
+    weft_tls_retain(o.stream.tls);   /* the caller may release its context once the server runs */
     s->mode = mode;
     s->is_unix = path != NULL;
     s->nslots = mode == WEFT_SERVE_ONE_LOOP ? 1 : nl;

@@ -25,7 +25,9 @@
  * uv_close()s the handle. abort() closes at once (TCP: with RST). The close
  * callback wakes every waiter, so no task is left waiting on a dead socket. */
 #include "core/task.h"
+#include "io/xport.h"
 #include "weft/stream.h"
+#include "weft/tls.h"
 
 #include <netinet/in.h>
 #include <signal.h>
@@ -110,6 +112,9 @@ typedef struct conn {
     wait_rec_t *conn_wait;
     wlist_t drainq, closeq;
     weft_extra_info_t info;
+    const weft__xport_ops_t *xops;  /* transport (TLS) between the socket and the halves, or NULL */
+    void *xctx;
+    char *xmsg;             /* the transport's last error text, kept when it is gone */
 } conn_t;
 
 static conn_t *rconn(const weft_reader_t *r) { return WEFT__CONTAINER(r, conn_t, reader); }
@@ -216,6 +221,21 @@ static int check_task(const conn_t *c, weft__task_t **out)
     return 0;
 }
 
+static const char *xmsg(const conn_t *c)
+{
+    return c->xops ? c->xops->errmsg(c->xctx) : c->xmsg;
+}
+
+/* An error about to be returned to the user: attach the transport's reason
+ * (e.g. OpenSSL's) as the task's error message. */
+static int conn_err(const conn_t *c, int code)
+{
+    const char *m;
+    if (code < 0 && code != WEFT_ECANCELED && (m = xmsg(c)) != NULL)
+        return weft_raise(code, "%s", m);
+    return code;
+}
+
 /* ---- life ---------------------------------------------------------------------- */
 
 static void set_limits(conn_t *c, size_t high, size_t low)
@@ -248,6 +268,7 @@ static conn_t *conn_new(weft_loop_t *loop, int kind, const weft_stream_opts_t *o
 
 static void conn_free(conn_t *c)
 {
+    free(c->xmsg);
     free(c->rbuf);
     free(c->pbuf);
     free(c->ibuf);
@@ -274,6 +295,14 @@ static void wake_read(conn_t *c, int status)
 static void on_close(uv_handle_t *h)
 {
     conn_t *c = h->data;
+    if (c->xops) {
+        const char *m = c->xops->errmsg(c->xctx);
+        if (m && !c->xmsg)
+            c->xmsg = weft__strdup(m);
+        c->xops->destroy(c->xctx);
+        c->xops = NULL;
+        c->xctx = NULL;
+    }
     c->closed = 1;
     c->closing = 1;
     c->eof = 1;
@@ -390,6 +419,10 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     (void)suggested;
     conn_t *c = h->data;
+    if (c->xops) {   /* the transport decodes socket bytes into the read buffer */
+        buf->base = c->xops->rbuf(c->xctx, &buf->len);
+        return;
+    }
     if (c->rstart == c->rend)
         c->rstart = c->rend = 0;
     if (rb_reserve(c, c->rchunk) < 0) {
@@ -412,20 +445,29 @@ static void stop_reading(conn_t *c)
     }
 }
 
+/* @n new bytes at the buffer's tail: wake the reader, or pause reading. */
+static void arrived(conn_t *c, size_t n)
+{
+    c->rend += n;
+    if (c->read_wait) {
+        wake_read(c, 0);
+    } else if (rlen(c) > 2 * c->limit && c->reading) {
+        stop_reading(c);
+        c->rpaused = 1;
+    }
+}
+
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
-    (void)buf;
     conn_t *c = s->data;
     if (nread > 0) {
+        if (c->xops) {
+            c->xops->input(c->xctx, buf->base, (size_t)nread);
+            return;
+        }
         if ((size_t)nread == c->rgiven && c->rchunk < RCHUNK_MAX)
             c->rchunk *= 2;
-        c->rend += (size_t)nread;
-        if (c->read_wait) {
-            wake_read(c, 0);
-        } else if (rlen(c) > 2 * c->limit) {
-            stop_reading(c);
-            c->rpaused = 1;
-        }
+        arrived(c, (size_t)nread);
         return;
     }
     if (nread == 0)
@@ -434,6 +476,8 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     if (c->reading)
         uv_read_stop(s);
     c->reading = 0;
+    if (c->xops && !c->eof)
+        nread = c->xops->input_end(c->xctx, (int)nread);
     c->eof = 1;
     if (nread != UV_EOF && !c->rerr)
         c->rerr = nread == UV_ENOBUFS ? WEFT_ENOMEM : (int)nread;
@@ -536,7 +580,7 @@ int weft_reader_read(weft_reader_t *r, void *buf, size_t n, size_t *nread)
             return 0;
         }
         if (c->eof)
-            return c->rerr;
+            return conn_err(c, c->rerr);
         if ((rc = wait_data(c, t)) < 0)
             return rc;
     }
@@ -561,7 +605,7 @@ int weft_reader_read_all(weft_reader_t *r, size_t max, void **data, size_t *len)
             return WEFT_ELIMIT;
         if (c->eof) {
             if (c->rerr)
-                return c->rerr;
+                return conn_err(c, c->rerr);
             char *d = malloc(have + 1);
             if (!d)
                 return WEFT_ENOMEM;
@@ -587,7 +631,7 @@ static int take_partial(conn_t *c, void *buf, size_t *len)
     consume(c, k);
     if (len)
         *len = k;
-    return c->rerr ? c->rerr : WEFT_EINCOMPLETE;
+    return c->rerr ? conn_err(c, c->rerr) : WEFT_EINCOMPLETE;
 }
 
 int weft_reader_readexactly(weft_reader_t *r, void *buf, size_t n, size_t *nread)
@@ -803,22 +847,14 @@ static int writer_check(weft_writer_t *w)
     return check_loop(wconn(w));
 }
 
-int weft_writer_write(weft_writer_t *w, const void *data, size_t len)
+/* Send @len bytes on the socket, after whatever is still buffered. */
+static int raw_write(conn_t *c, const char *p, size_t len)
 {
-    int rc = writer_check(w);
-    if (rc < 0)
-        return rc;
-    if (!data && len)
-        return WEFT_EINVAL;
-    conn_t *c = wconn(w);
+    int rc;
     if (c->werr)
         return c->werr;
-    if (c->closing || c->eof_req)
-        return UV_EPIPE;
-    if (!len)
+    if (!len || c->close_started)
         return 0;
-    c->req_open = 0;   /* a response: the next read starts a new request */
-    const char *p = data;
     if (!c->inflight && !c->plen) {
         uv_buf_t b = { .base = (char *)(uintptr_t)p, .len = len };
         int n = uv_try_write(&c->u.s, &b, 1);
@@ -836,8 +872,27 @@ int weft_writer_write(weft_writer_t *w, const void *data, size_t len)
         return rc;
     if (!c->inflight)
         submit(c);
+    return c->werr;
+}
+
+int weft_writer_write(weft_writer_t *w, const void *data, size_t len)
+{
+    int rc = writer_check(w);
+    if (rc < 0)
+        return rc;
+    if (!data && len)
+        return WEFT_EINVAL;
+    conn_t *c = wconn(w);
     if (c->werr)
-        return c->werr;
+        return conn_err(c, c->werr);
+    if (c->closing || c->eof_req)
+        return UV_EPIPE;
+    if (!len)
+        return 0;
+    c->req_open = 0;   /* a response: the next read starts a new request */
+    rc = c->xops ? c->xops->write(c->xctx, data, len) : raw_write(c, data, len);
+    if (rc < 0 || c->werr)
+        return conn_err(c, rc < 0 ? rc : c->werr);
     if (wbuffered(c) > c->high)
         c->wpaused = 1;
     return 0;
@@ -853,12 +908,12 @@ int weft_writer_drain(weft_writer_t *w)
     if (rc < 0)
         return rc;
     if (c->werr)
-        return c->werr;
+        return conn_err(c, c->werr);
     if (c->rerr)
-        return c->rerr;
+        return conn_err(c, c->rerr);
     if (!c->wpaused)
         return 0;
-    return wl_wait(c, &c->drainq, t, true);
+    return conn_err(c, wl_wait(c, &c->drainq, t, true));
 }
 
 int weft_writer_write_eof(weft_writer_t *w)
@@ -873,6 +928,8 @@ int weft_writer_write_eof(weft_writer_t *w)
         return UV_EPIPE;
     if (c->eof_req)
         return 0;
+    if (c->xops)
+        c->xops->shutdown(c->xctx, false);
     c->eof_req = 1;
     flushed(c);
     return c->werr;
@@ -888,6 +945,8 @@ int weft_writer_close(weft_writer_t *w)
     conn_t *c = wconn(w);
     if (c->closing)
         return 0;
+    if (c->xops && !c->eof_req)
+        c->xops->shutdown(c->xctx, true);
     c->closing = 1;
     end_reading(c);
     flushed(c);
@@ -1017,10 +1076,50 @@ static int await_connect(conn_t *c, weft__task_t *t)
 
 static void hand_out(conn_t *c, weft_reader_t **r, weft_writer_t **w)
 {
-    fill_info(c);
+    if (!c->info.family)
+        fill_info(c);
     read_on(c);
     *r = &c->reader;
     *w = &c->writer;
+}
+
+/* Let go of a connection whose halves were never given out (or are taken
+ * back): close it at once; the memory goes with the handle. */
+static void conn_drop(conn_t *c)
+{
+    c->reader_rel = c->writer_rel = 1;
+    close_now(c, false);
+    c->refs -= 2;
+    if (c->refs == 0)
+        conn_free(c);
+}
+
+/* A connection just made: put TLS on it if asked, hand it out, and do the
+ * handshake. On failure nothing is handed out. */
+static int open_done(conn_t *c, const weft_stream_opts_t *o, const char *host, int port, weft_reader_t **r,
+                     weft_writer_t **w)
+{
+    fill_info(c);
+    if (o && o->tls) {
+        int rc = weft__tls_attach(c, o, host, port);
+        if (rc < 0) {
+            conn_discard(c);
+            return rc;
+        }
+    }
+    weft_reader_t *rr;
+    weft_writer_t *ww;
+    hand_out(c, &rr, &ww);
+    if (c->xops) {
+        int rc = c->xops->handshake(c->xctx);
+        if (rc < 0) {
+            conn_drop(c);
+            return rc;
+        }
+    }
+    *r = rr;
+    *w = ww;
+    return 0;
 }
 
 static int tcp_connect_one(weft__task_t *t, const struct sockaddr *sa, const struct sockaddr *local,
@@ -1063,6 +1162,8 @@ int weft_open_connection(const char *host, int port, const weft_stream_opts_t *o
         return WEFT_ENOTCORO;
     if (!host || !*host || !reader || !writer || port < 0 || port > 65535)
         return WEFT_EINVAL;
+    if (opts && opts->tls && weft_tls_is_server(opts->tls))
+        return WEFT_EINVAL;   /* a server context cannot connect */
     weft__stream_global_init();
     int family = opts ? opts->family : AF_UNSPEC;
     struct sockaddr_storage *addrs = NULL, *locals = NULL;
@@ -1103,8 +1204,7 @@ int weft_open_connection(const char *host, int port, const weft_stream_opts_t *o
     free(locals);
     if (!c)
         return first ? first : UV_ECONNREFUSED;
-    hand_out(c, reader, writer);
-    return 0;
+    return open_done(c, opts, host, port, reader, writer);
 }
 
 int weft_open_unix_connection(const char *path, const weft_stream_opts_t *opts, weft_reader_t **reader,
@@ -1117,7 +1217,7 @@ int weft_open_unix_connection(const char *path, const weft_stream_opts_t *opts, 
     weft__task_t *t = weft__thread()->task;
     if (!t)
         return WEFT_ENOTCORO;
-    if (!path || !*path || !reader || !writer)
+    if (!path || !*path || !reader || !writer || (opts && opts->tls && weft_tls_is_server(opts->tls)))
         return WEFT_EINVAL;
     if (strlen(path) >= sizeof(((struct sockaddr_un *)0)->sun_path))
         return -ENAMETOOLONG;
@@ -1134,8 +1234,7 @@ int weft_open_unix_connection(const char *path, const weft_stream_opts_t *opts, 
     uv_pipe_connect(&c->creq, &c->u.pipe, path, on_connect);
     if ((rc = await_connect(c, t)) < 0)
         return rc;
-    hand_out(c, reader, writer);
-    return 0;
+    return open_done(c, opts, NULL, 0, reader, writer);
 }
 
 /* ---- for server.c ------------------------------------------------------------------ */
@@ -1166,6 +1265,11 @@ int weft__stream_adopt(weft_loop_t *loop, int fd, bool is_unix, const weft_strea
     }
     if (!is_unix)
         tcp_options(c, o);
+    fill_info(c);
+    if (o && o->tls && (rc = weft__tls_attach(c, o, NULL, 0)) < 0) {
+        conn_discard(c);
+        return rc;
+    }
     hand_out(c, r, w);
     return 0;
 }
@@ -1179,6 +1283,15 @@ void weft__stream_drain(weft_reader_t *r)
     c->draining = 1;
     if (c->read_wait && idle(c))
         wake_read(c, WEFT_ESHUTDOWN);
+}
+
+/* Wait until the connection's transport is ready (a server's TLS handshake).
+ * On failure the connection is already closed or closing. */
+int weft__stream_handshake(weft_reader_t *r, weft_writer_t *w)
+{
+    (void)r;
+    conn_t *c = wconn(w);
+    return c->xops ? c->xops->handshake(c->xctx) : 0;
 }
 
 /* End a server connection from its handler's task: close (gracefully, or at
@@ -1201,3 +1314,88 @@ void weft__stream_finish(weft_reader_t *r, weft_writer_t *w, bool abort_now)
     weft_reader_release(r);
     weft_writer_release(w);
 }
+
+/* ---- services for a transport (io/xport.h) ------------------------------------------ */
+
+struct conn *weft__conn_of(const weft_writer_t *w) { return w ? wconn(w) : NULL; }
+
+weft_loop_t *weft__conn_loop(const conn_t *c) { return c->loop; }
+
+int weft__conn_task(const conn_t *c, weft__task_t **t) { return check_task(c, t); }
+
+int weft__conn_can_attach(const conn_t *c)
+{
+    return c->xops || c->closing || c->eof || c->eof_req || c->werr || c->rerr ? WEFT_EINVALSTATE : 0;
+}
+
+void weft__conn_attach(conn_t *c, const weft__xport_ops_t *ops, void *x)
+{
+    c->xops = ops;
+    c->xctx = x;
+}
+
+void *weft__conn_xport(const conn_t *c, const weft__xport_ops_t *ops)
+{
+    return c && c->xops == ops ? c->xctx : NULL;
+}
+
+const char *weft__conn_xmsg(const conn_t *c) { return xmsg(c); }
+
+const weft_extra_info_t *weft__conn_info(const conn_t *c) { return &c->info; }
+
+char *weft__conn_rspace(conn_t *c, size_t want, size_t *room)
+{
+    if (c->rstart == c->rend)
+        c->rstart = c->rend = 0;
+    if (rb_reserve(c, want) < 0)
+        return NULL;
+    *room = c->rcap - c->rend;
+    return c->rbuf + c->rend;
+}
+
+void weft__conn_rcommit(conn_t *c, size_t n)
+{
+    if (n)
+        arrived(c, n);
+}
+
+void weft__conn_rclose(conn_t *c)
+{
+    if (!c->close_started)
+        end_reading(c);
+}
+
+int weft__conn_rtake(conn_t *c, char **data, size_t *len)
+{
+    size_t n = rlen(c);
+    *data = NULL;
+    *len = n;
+    if (!n)
+        return 0;
+    if (!(*data = malloc(n)))
+        return WEFT_ENOMEM;
+    memcpy(*data, c->rbuf + c->rstart, n);
+    c->rstart = c->rend = 0;
+    if (c->rpaused)
+        read_on(c);
+    return 0;
+}
+
+int weft__conn_send(conn_t *c, const char *data, size_t n) { return raw_write(c, data, n); }
+
+void weft__conn_fail(conn_t *c, int err)
+{
+    if (!c->rerr)
+        c->rerr = err;
+    if (!c->werr)
+        c->werr = err;
+    c->wpaused = 0;
+    wl_wake_all(&c->drainq, c->werr);
+    close_now(c, false);
+}
+
+void weft__conn_abort(conn_t *c) { close_now(c, true); }
+
+bool weft__conn_closed(const conn_t *c) { return c->closed; }
+
+bool weft__conn_closing(const conn_t *c) { return c->closing; }

@@ -62,8 +62,8 @@ echo "installed: $(cd "$prefix" && find . -type f -o -type l | sort | tr '\n' ' 
 for f in "$pc" "$cmdir"/*.cmake; do
   if grep -nF -e "$build/" -e "$src/" "$f"; then fail "$f names the build or source tree"; fi
 done
-if grep -nE '/lib(uv|ck)[.]so' "$cmdir"/*.cmake; then
-  fail "the exported targets name libuv/ck by absolute path (must go through pkg-config on the user's machine)"
+if grep -nE '/lib(uv|ck|ssl|crypto)[.]so' "$cmdir"/*.cmake; then
+  fail "the exported targets name libuv/ck/openssl by absolute path (must go through pkg-config on the user's machine)"
 fi
 if command -v readelf >/dev/null 2>&1; then
   if readelf -d "$libdir/libweft.so" | grep -E 'R(UN)?PATH'; then fail "installed libweft.so carries an RPATH/RUNPATH"; fi

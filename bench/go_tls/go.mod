@@ -1,0 +1,3 @@
+module weft.bench/go_tls
+
+go 1.19

@@ -1,0 +1,145 @@
+#!/bin/sh
+# TLS echo comparison: the tcp_echo load (bench/client/echo_client, 64
+# connections, 64-byte messages by default) over TLS 1.3 against
+#   weft       bench/tcp_echo_server --tls, at 1 and 2 worker loops (SO_REUSEPORT)
+#   weft-plain the same server without TLS, same workers (the reference for the ratio)
+#   uvloop+ssl bench/python/tls_echo.py --uvloop   (if python3 has uvloop)
+#   asyncio+ssl bench/python/tls_echo.py
+#   go         bench/go_tls (crypto/tls), GOMAXPROCS 1 and 2 (if `go` is installed)
+# and prints a table: req/s (median of REPS runs), the client's connect +
+# handshake time for all connections (one after the other, before the clock
+# starts), and each TLS row's ratio to weft-plain at the same core count.
+#
+# usage: bench/run_tls_echo.sh [BUILD_DIR]      (default build/release)
+# environment: ECHO_CONNS (64), ECHO_SIZE (64), ECHO_SECS (5), REPS (3), WORKERS ("1 2"),
+#              PYTHON (python3 with uvloop: /usr/bin/python3 if it has it, else python3)
+# The certificate is a throwaway EC P-256 one made here with the openssl CLI.
+set -eu
+
+build=${1:-build/release}
+conns=${ECHO_CONNS:-64}
+size=${ECHO_SIZE:-64}
+secs=${ECHO_SECS:-5}
+reps=${REPS:-3}
+workers=${WORKERS:-"1 2"}
+here=$(cd "$(dirname "$0")" && pwd -P)
+
+server=$build/bench/tcp_echo_server
+client=$build/bench/client/echo_client
+for f in "$server" "$client"; do
+  if [ ! -x "$f" ]; then
+    echo "run_tls_echo: no $f (cmake -S . -B $build -DCMAKE_BUILD_TYPE=Release && cmake --build $build)" >&2
+    exit 1
+  fi
+done
+command -v openssl >/dev/null 2>&1 || { echo "run_tls_echo: needs the openssl command (Debian: openssl)" >&2; exit 1; }
+
+if [ -z "${PYTHON:-}" ]; then
+  PYTHON=python3
+  if ! "$PYTHON" -c 'import uvloop' 2>/dev/null && /usr/bin/python3 -c 'import uvloop' 2>/dev/null; then
+    PYTHON=/usr/bin/python3
+  fi
+fi
+
+tmp=$(mktemp -d /tmp/weft-tls-echo.XXXXXX)
+trap 'rm -rf "$tmp"' EXIT
+trap 'exit 130' INT TERM
+
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=localhost \
+  -addext subjectAltName=DNS:localhost,IP:127.0.0.1 -keyout "$tmp/key.pem" -out "$tmp/cert.pem" 2>/dev/null
+cert=$tmp/cert.pem
+key=$tmp/key.pem
+
+gobin=
+if command -v go >/dev/null 2>&1; then
+  if (cd "$here/go_tls" && HOME=${HOME:-$tmp} GOFLAGS=-mod=mod go build -o "$tmp/go_tls" .) >"$tmp/go.log" 2>&1; then
+    gobin=$tmp/go_tls
+  else
+    echo "run_tls_echo: go build failed, no Go row:" >&2
+    cat "$tmp/go.log" >&2
+  fi
+fi
+have_uvloop=0
+"$PYTHON" -c 'import uvloop' 2>/dev/null && have_uvloop=1
+
+# one run: the server command in "$@"; TLS=1 makes the client speak TLS.
+# prints "req_per_s handshake_s"
+run_once() {
+  out=$tmp/server.out
+  : > "$out"
+  "$@" > "$out" &
+  srv_pid=$!
+  port=
+  i=0
+  while [ -z "$port" ] && [ $i -lt 200 ]; do
+    port=$(sed -n 's/^PORT \([0-9][0-9]*\)$/\1/p' "$out")
+    [ -n "$port" ] || sleep 0.05
+    i=$((i + 1))
+  done
+  if [ -z "$port" ]; then
+    echo "run_tls_echo: $1 printed no port" >&2
+    kill "$srv_pid" 2>/dev/null || true
+    exit 1
+  fi
+  flag=
+  [ "$TLS" = 1 ] && flag=--tls
+  if ! res=$("$client" 127.0.0.1 "$port" -c "$conns" -s "$size" -d "$secs" $flag); then
+    echo "run_tls_echo: the echo client failed against $1" >&2
+    kill "$srv_pid" 2>/dev/null || true
+    exit 1
+  fi
+  i=0
+  while kill -0 "$srv_pid" 2>/dev/null && [ $i -lt 100 ]; do
+    sleep 0.1
+    i=$((i + 1))
+  done
+  kill "$srv_pid" 2>/dev/null || true
+  wait "$srv_pid" 2>/dev/null || true
+  # roundtrips N elapsed_s X req_per_s Y [handshake_s H]
+  echo "$res" | awk '{ h = ($7 == "handshake_s") ? $8 : "-"; printf "%.0f %s\n", $2 / $4, h }'
+}
+
+# median of REPS runs of one configuration: prints "req_per_s handshake_s"
+measure() {
+  vals=
+  r=0
+  while [ $r -lt "$reps" ]; do
+    vals="$vals
+$(run_once "$@")"
+    r=$((r + 1))
+  done
+  echo "# $* :$(echo "$vals" | awk 'NF { printf " %s", $1 }')" >&2
+  echo "$vals" | awk 'NF' | sort -n | awk '{ v[NR] = $0 } END { print v[int((NR + 1) / 2)] }'
+}
+
+rows=$tmp/rows
+: > "$rows"
+for w in $workers; do
+  set -- $(TLS=0 measure "$server" --workers "$w")
+  echo "weft-plain $w $1 -" >> "$rows"
+  set -- $(TLS=1 measure "$server" --workers "$w" --tls "$cert" "$key")
+  echo "weft $w $1 $2" >> "$rows"
+  if [ -n "$gobin" ]; then
+    set -- $(GOMAXPROCS=$w TLS=1 measure "$gobin" -cert "$cert" -key "$key")
+    echo "go-crypto/tls $w $1 $2" >> "$rows"
+  fi
+done
+if [ "$have_uvloop" = 1 ]; then
+  set -- $(TLS=1 measure "$PYTHON" "$here/python/tls_echo.py" "$cert" "$key" --uvloop)
+  echo "uvloop+ssl 1 $1 $2" >> "$rows"
+else
+  echo "run_tls_echo: $PYTHON has no uvloop: no uvloop row (Debian: python3-uvloop)" >&2
+fi
+set -- $(TLS=1 measure "$PYTHON" "$here/python/tls_echo.py" "$cert" "$key")
+echo "asyncio+ssl 1 $1 $2" >> "$rows"
+
+echo "TLS echo: $conns connections, $size-byte messages, ${secs} s per run, median of $reps; TLS 1.3 ($(openssl version | cut -d' ' -f1-2))"
+awk '
+  { peer[NR] = $1; w[NR] = $2; rps[NR] = $3; hs[NR] = $4; if ($1 == "weft-plain") plain[$2] = $3 }
+  END {
+    printf "%-14s %7s %10s %13s %14s\n", "server", "cores", "req/s", "handshakes s", "vs weft-plain"
+    for (i = 1; i <= NR; i++) {
+      ratio = (peer[i] != "weft-plain" && plain[w[i]] > 0) ? sprintf("%.2fx", rps[i] / plain[w[i]]) : "-"
+      printf "%-14s %7s %10s %13s %14s\n", peer[i], w[i], rps[i], hs[i], ratio
+    }
+  }' "$rows"
