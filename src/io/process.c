@@ -10,6 +10,7 @@
  * freeing it while the child runs sends SIGKILL first (asyncio's
  * transport.close), so the child is always reaped. */
 #include "core/task.h"
+#include "io/io.h"
 #include "weft/process.h"
 #include "weft/sync.h"
 
@@ -18,9 +19,6 @@
 #include <unistd.h>
 
 /* stream.c */
-void weft__stream_global_init(void);
-int weft__stream_adopt(weft_loop_t *loop, int fd, bool is_unix, const weft_stream_opts_t *o, weft_reader_t **r,
-                       weft_writer_t **w);
 
 struct weft_process {
     uv_process_t h;

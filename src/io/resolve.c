@@ -6,13 +6,13 @@
  * abandoned to its callback (uv_cancel is tried, but a lookup already running
  * cannot be stopped), which then frees the result and the request. */
 #include "core/task.h"
+#include "io/io.h"
 #include "weft/stream.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/un.h>
 
-int weft__resolve(const char *host, int port, int family, bool passive, struct sockaddr_storage **out, size_t *n);
 
 typedef struct gai {
     uv_getaddrinfo_t req;

@@ -31,6 +31,7 @@
  * shared counters use the compiler's __atomic builtins, which ThreadSanitizer
  * understands. */
 #include "core/task.h"
+#include "io/io.h"
 #include "weft/stream.h"
 #include "weft/sync.h"
 #include "weft/timeout.h"
@@ -44,13 +45,6 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-int weft__resolve(const char *host, int port, int family, bool passive, struct sockaddr_storage **out, size_t *n);
-void weft__stream_global_init(void);
-int weft__stream_adopt(weft_loop_t *loop, int fd, bool is_unix, const weft_stream_opts_t *o, weft_reader_t **r,
-                       weft_writer_t **w);
-void weft__stream_finish(weft_reader_t *r, weft_writer_t *w, bool abort_now);
-void weft__stream_drain(weft_reader_t *r);
-int weft__stream_handshake(weft_reader_t *r, weft_writer_t *w);
 
 #define A_LOAD(p) __atomic_load_n((p), __ATOMIC_SEQ_CST)
 #define A_ADD(p, v) __atomic_add_fetch((p), (v), __ATOMIC_SEQ_CST)

@@ -25,6 +25,7 @@
  * uv_close()s the handle. abort() closes at once (TCP: with RST). The close
  * callback wakes every waiter, so no task is left waiting on a dead socket. */
 #include "core/task.h"
+#include "io/io.h"
 #include "io/xport.h"
 #include "weft/stream.h"
 #include "weft/tls.h"
@@ -35,11 +36,6 @@
 #include <unistd.h>
 
 /* Shared with server.c and resolve.c (declared in each; no header of their own). */
-int weft__resolve(const char *host, int port, int family, bool passive, struct sockaddr_storage **out, size_t *n);
-void weft__stream_global_init(void);
-int weft__stream_adopt(weft_loop_t *loop, int fd, bool is_unix, const weft_stream_opts_t *o, weft_reader_t **r,
-                       weft_writer_t **w);
-void weft__stream_finish(weft_reader_t *r, weft_writer_t *w, bool abort_now);
 
 struct weft_reader {
     char tag;

@@ -14,12 +14,12 @@
  * Closing: uv_close; waiters are woken with WEFT_ECLOSED at once (they do not
  * touch the endpoint afterwards); the close callback frees everything. */
 #include "core/task.h"
+#include "io/io.h"
 #include "weft/stream.h"
 #include "weft/udp.h"
 
 #include <netinet/in.h>
 
-int weft__resolve(const char *host, int port, int family, bool passive, struct sockaddr_storage **out, size_t *n);
 
 #define RBUF 65536
 
