@@ -13,6 +13,7 @@
 #define WEFT_COMMON_H
 
 #include <errno.h>
+#include <math.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -59,6 +60,15 @@ WEFT_API const char *weft_strerror(int code);
 
 /** Symbolic name of a code ("WEFT_ECANCELED", "EPIPE", ...). Never NULL. Any thread. */
 WEFT_API const char *weft_err_name(int code);
+
+/**
+ * "No timeout" (asyncio's None) for every timeout and deadline argument in
+ * weft: +infinity. It is never spelled as a negative number: a negative
+ * timeout or delay means "expire now", as in asyncio (wait_for, wait,
+ * as_completed, timeout, sleep, call_later). NaN is WEFT_EINVAL where a
+ * timeout is taken.
+ */
+#define WEFT_NO_TIMEOUT ((double)INFINITY)
 
 /* ---- values --------------------------------------------------------------------- */
 

@@ -64,6 +64,8 @@ struct weft__tg_child;
 typedef struct weft_taskgroup {
     uint32_t magic;
     uint8_t entered, exiting, aborting, parent_cancel_requested;
+    const struct weft_taskgroup *self;   /* with magic and owner: detects a second enter */
+    uint64_t owner;                      /* id of the owner task */
     weft_loop_t *loop;
     weft_task_t *parent;                 /* borrowed: the owner task */
     struct weft__tg_child *children;     /* live children (each with a reference) */
@@ -74,12 +76,14 @@ typedef struct weft_taskgroup {
 
 /**
  * `async with TaskGroup()`: enter the group; the current task becomes its
- * owner. Enter initialises *tg without reading it (it is usually fresh stack
- * memory), so entering a group that is still open is not detected (asyncio's
- * "has already been entered"): don't. A struct may be entered again after
- * exit returned and weft_taskgroup_free() was called.
- * @return 0, WEFT_EINVAL (tg NULL), WEFT_ENOTCORO (no current task: "cannot
- * determine the parent task"; *tg is then zeroed).
+ * owner. Entering a group that this task entered and whose exit has not
+ * returned yet is asyncio's "TaskGroup has already been entered":
+ * WEFT_EINVALSTATE, and the open group is left untouched. Otherwise *tg is
+ * initialised (it is usually fresh stack memory, which may hold an old group
+ * of another call: that is not an error). A struct may be entered again
+ * after exit returned and weft_taskgroup_free() was called.
+ * @return 0, WEFT_EINVAL (tg NULL), WEFT_EINVALSTATE (already entered),
+ * WEFT_ENOTCORO (no current task: "cannot determine the parent task").
  */
 WEFT_API int weft_taskgroup_enter(weft_taskgroup_t *tg);
 

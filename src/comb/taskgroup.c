@@ -77,8 +77,9 @@ const char *weft_errgroup_task_name(const weft_errgroup_t *eg, size_t i)
 static bool tg_valid(const weft_taskgroup_t *tg) { return tg && tg->magic == TG_MAGIC && tg->entered; }
 
 /* The struct is usually fresh stack memory, which may hold a stale group
- * (same frame layout, earlier call): enter initialises it without looking,
- * so asyncio's "has already been entered" is not detected. */
+ * (same frame layout, earlier call, maybe another task): only a group this
+ * very task entered at this address and has not finished leaving counts as
+ * "already entered". */
 int weft_taskgroup_enter(weft_taskgroup_t *tg)
 {
     if (!tg)
@@ -86,8 +87,13 @@ int weft_taskgroup_enter(weft_taskgroup_t *tg)
     weft__task_t *t = weft__comb_current();
     if (!t)
         return WEFT_ENOTCORO;      /* "cannot determine the parent task" */
+    if (tg->magic == TG_MAGIC && tg->self == tg && tg->owner == t->id && tg->entered &&
+        (!tg->exiting || tg->ntasks || tg->waiter))
+        return WEFT_EINVALSTATE;   /* "TaskGroup has already been entered" */
     memset(tg, 0, sizeof *tg);
     tg->magic = TG_MAGIC;
+    tg->self = tg;
+    tg->owner = t->id;
     tg->entered = 1;
     tg->loop = t->fut.loop;
     tg->parent = &t->fut;
