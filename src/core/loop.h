@@ -27,6 +27,7 @@ enum {
     WEFT__H_TIMER = 2,      /* in the timer heap */
     WEFT__H_CANCELLED = 4,  /* skip when its turn comes */
     WEFT__H_POOLED = 8,     /* a user handle from the loop's pool */
+    WEFT__H_TIMER_USE = 16, /* a pooled handle scheduled as a timer (TimerHandle) */
 };
 
 struct weft__handle {
@@ -37,6 +38,7 @@ struct weft__handle {
     uint32_t heap_idx;
     uint32_t flags;
     uint64_t gen;           /* pooled handles: bumped on reuse */
+    uint64_t cancel_bits;   /* pooled handles: bit (gen & 63) set if that use was cancelled */
     weft_loop_t *loop;
     union {
         struct { weft_callback_t cb; void *arg; } user;
@@ -69,6 +71,11 @@ typedef struct weft__thread {
     weft__coro_t *coro;            /* coroutine executing now */
     weft__coro_t sched;            /* the thread's own stack */
     weft__coro_t *switch_from;     /* ASan: who switched to us */
+    /* weft_raise outside a task: while raise_capture is set (a plain callback
+     * or a blocking job runs), the code and message are kept here for it */
+    int raise_capture;
+    int raised_code;
+    char *raised_msg;
     bool inited;
 } weft__thread_t;
 
@@ -106,6 +113,8 @@ struct weft_loop {
     uint64_t armed_ms;             /* deadline the uv timer is armed for, UINT64_MAX = none */
     uint64_t since_poll;           /* handles run since the last I/O poll */
     weft__handle_t *hfree;         /* pooled user handles */
+    weft__handle_t *hcold;         /* pooled handles whose last use was cancelled: reused last,
+                                      so Handle.cancelled() stays answerable longer */
     void **hchunks;
     size_t nhchunks;
     struct weft__task *tasks;           /* live (not done) tasks */
@@ -160,5 +169,15 @@ bool weft__loop_on_thread(const weft_loop_t *l);
 bool weft__loop_is_local(const weft_loop_t *l);
 uint64_t weft__now_ns(void);
 void weft__report(weft_loop_t *l, const char *message, int code, const char *detail, weft_future_t *f);
+
+/* Capture weft_raise outside a task (plain callbacks, blocking jobs): begin
+ * clears the slot and turns capture on; end turns it off and returns the
+ * message raised with @code (owned by the caller), or NULL. */
+void weft__raise_capture_begin(void);
+char *weft__raise_capture_end(int code);
+/* The failure message of the last weft_run / weft_runtime_run / Runner run on
+ * this thread (weft_error_message outside a task); msg is copied, NULL clears. */
+void weft__set_run_error(const char *msg);
+const char *weft__run_error(void);
 
 #endif
