@@ -8,6 +8,7 @@
  * still finishes in its thread and its result is dropped. */
 #include "core/task.h"
 #include "weft/contextvar.h"
+#include "runtime/cfuture.h"
 #include "runtime/sched.h"
 
 typedef struct job {
@@ -16,7 +17,10 @@ typedef struct job {
     void *arg;
     int rc;
     weft_value_t value;
-    weft__task_t *task;       /* reference held until the completion message ran */
+    char *msg;                /* what fn attached to its error with weft_raise */
+    weft__task_t *task;       /* reference held until the completion message ran; NULL for submit */
+    weft_cfuture_t *cf;       /* submit: the concurrent future it completes (one reference) */
+    weft_executor_t *ex;      /* submit: where it is queued (cancelling unqueues it) */
     unsigned int refs;        /* awaiter + pool */
     bool abandoned;           /* the awaiter stopped waiting (loop thread only) */
     weft_context_t *ctx;      /* the caller's context variables (asyncio.to_thread copies them) */
@@ -39,6 +43,7 @@ static void job_release(job_t *j)
     if (zero) {
         WEFT__TSAN_ACQUIRE(j);
         weft_context_release(j->ctx);
+        free(j->msg);
         free(j);
     }
 }
@@ -63,7 +68,9 @@ static int run_job(void *arg)
 {
     job_t *j = arg;
     weft_value_t v = { .p = NULL };
+    weft__raise_capture_begin();
     j->rc = j->fn(j->arg, &v);
+    j->msg = weft__raise_capture_end(j->rc);
     j->value = v;
     return 0;
 }
@@ -89,6 +96,19 @@ static void pool_thread(void *arg)
             weft_context_run(j->ctx, run_job, j);   /* contextvars read in fn see the caller's values */
         else
             run_job(j);
+        if (j->cf) {   /* submit: complete the concurrent future here */
+            char *msg = j->msg;
+            j->msg = NULL;
+            if (!weft__cfuture_complete(j->cf, j->rc, j->value, msg, false)) {
+                free(msg);
+                if (j->rc == 0 && j->value.dtor)
+                    j->value.dtor(j->value.p);
+            }
+            weft_cfuture_release(j->cf);
+            job_release(j);
+            uv_mutex_lock(&ex->mu);
+            continue;
+        }
         weft_value_t v = j->value;
         weft__msg_t *m = weft__msg_new(msg_job_done);
         m->a = j;
@@ -211,6 +231,11 @@ int weft_run_in_executor(weft_executor_t *ex, weft_blocking_fn fn, void *arg, we
         *out = rc == 0 ? j->value : (weft_value_t){ .p = NULL };
     else if (rc == 0 && j->value.dtor)
         j->value.dtor(j->value.p);
+    if (rc < 0) {   /* the awaiter sees fn's message (weft_error_message) */
+        t = weft__thread()->task;
+        weft__task_set_error(t, rc, j->msg);
+        j->msg = NULL;
+    }
     job_release(j);
     return rc;
 }
@@ -218,4 +243,91 @@ int weft_run_in_executor(weft_executor_t *ex, weft_blocking_fn fn, void *arg, we
 int weft_to_thread(weft_blocking_fn fn, void *arg, weft_value_t *out)
 {
     return weft_run_in_executor(NULL, fn, arg, out);
+}
+
+/* ---- submit: a concurrent future, from any thread ----------------------------- */
+
+/* Cancelling a submitted job's future: it never runs if it is still queued.
+ * Called with cf's lock held while cf is pending, so the job (freed only after
+ * it completed cf) and its executor (freed only after its threads ended, every
+ * job completed) are alive. */
+static bool job_unqueue(weft_cfuture_t *cf, void *arg)
+{
+    (void)cf;
+    job_t *j = arg;
+    weft_executor_t *ex = j->ex;
+    bool found = false;
+    uv_mutex_lock(&ex->mu);
+    for (job_t **pp = &ex->head, *prev = NULL; *pp; prev = *pp, pp = &(*pp)->next) {
+        if (*pp == j) {
+            *pp = j->next;
+            if (ex->tail == j)
+                ex->tail = prev;
+            found = true;
+            break;
+        }
+    }
+    uv_mutex_unlock(&ex->mu);
+    if (found) {   /* the pool's references: to the future and to the job */
+        weft_cfuture_release(j->cf);
+        job_release(j);
+    }
+    return found;
+}
+
+int weft_executor_submit(weft_executor_t *ex, weft_blocking_fn fn, void *arg, weft_cfuture_t **out)
+{
+    if (out)
+        *out = NULL;
+    if (!fn || !out)
+        return WEFT_EINVAL;
+    if (!ex) {
+        weft_loop_t *l = weft__thread()->running;
+        if (l && l->rt) {
+            ex = weft__rt_executor(l->rt);
+        } else {
+            uv_once(&process_pool_once, make_process_pool);
+            ex = process_pool;
+        }
+        if (!ex)
+            return WEFT_ENOMEM;
+    }
+    job_t *j = calloc(1, sizeof *j);
+    weft_cfuture_t *cf = weft__cfuture_new();
+    if (!j || !cf) {
+        free(j);
+        weft_cfuture_release(cf);
+        return WEFT_ENOMEM;
+    }
+    j->fn = fn;
+    j->arg = arg;
+    j->ex = ex;
+    j->cf = cf;
+    j->refs = 1;   /* the pool's; the cancel hook only uses it while cf is pending, under cf's lock */
+    weft_cfuture_retain(cf);   /* the pool's reference; the other is the caller's */
+    j->ctx = weft_context_current() ? weft_context_copy() : NULL;
+    weft__cfuture_set_cancel(cf, job_unqueue, j);
+    uv_mutex_lock(&ex->mu);
+    if (ex->shutdown) {
+        uv_mutex_unlock(&ex->mu);
+        weft_context_release(j->ctx);
+        free(j);
+        weft_cfuture_release(cf);
+        weft_cfuture_release(cf);
+        return WEFT_ESHUTDOWN;
+    }
+    if (ex->tail)
+        ex->tail->next = j;
+    else
+        ex->head = j;
+    ex->tail = j;
+    if (ex->idle == 0 && ex->nthreads < ex->max) {
+        uv_thread_options_t o = { .flags = UV_THREAD_HAS_STACK_SIZE, .stack_size = 1 << 20 };
+        if (uv_thread_create_ex(&ex->threads[ex->nthreads], &o, pool_thread, ex) == 0)
+            ex->nthreads++;
+    }
+    uv_cond_signal(&ex->cv);
+    uv_mutex_unlock(&ex->mu);
+    *out = cf;
+    return 0;
 }
