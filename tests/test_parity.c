@@ -634,6 +634,43 @@ static void test_ensure_future(void)
     CHECK_EQ(run(ensure_main, NULL), 0);
 }
 
+/* ---- 14. ExceptionGroup: eg.message and eg.exceptions ---------------------------- */
+
+static int eg_main(void *arg, weft_value_t *out)
+{
+    (void)arg;
+    (void)out;
+    weft_taskgroup_t tg;
+    job_t a = { .delay = 0.001, .code = USER_ERR, .msg = "first" };
+    job_t b = { .delay = 0.001, .code = USER_ERR - 1, .msg = "second" };
+    CHECK_EQ(weft_taskgroup_enter(&tg), 0);
+    CHECK_EQ(weft_taskgroup_create_task(&tg, NULL, job_fn, &a, &(weft_task_opts_t){ .name = "a" }), 0);
+    CHECK_EQ(weft_taskgroup_create_task(&tg, NULL, job_fn, &b, &(weft_task_opts_t){ .name = "b" }), 0);
+    CHECK_EQ(weft_taskgroup_exit(&tg, 0), WEFT_EGROUP);
+    const weft_errgroup_t *eg = weft_taskgroup_errors(&tg);
+    CHECK_STR(weft_errgroup_group_message(eg), "unhandled errors in a TaskGroup (2 sub-exceptions)");
+    CHECK_STR(weft_error_message(), weft_errgroup_group_message(eg));   /* str(eg) */
+    size_t n = 0;
+    const weft_exception_t *ex = weft_errgroup_exceptions(eg, &n);
+    CHECK_EQ(n, 2);
+    CHECK_EQ(ex[0].code, USER_ERR);
+    CHECK_STR(ex[0].message, "first");
+    CHECK_STR(ex[0].task_name, "a");
+    CHECK_EQ(ex[1].code, USER_ERR - 1);
+    CHECK_STR(ex[1].message, "second");
+    weft_errgroup_t *own = weft_taskgroup_take_errors(&tg);
+    weft_taskgroup_free(&tg);
+    CHECK_STR(weft_errgroup_group_message(own), "unhandled errors in a TaskGroup (2 sub-exceptions)");
+    weft_errgroup_free(own);
+    CHECK(weft_errgroup_group_message(NULL) == NULL);
+    CHECK(weft_errgroup_exceptions(NULL, &n) == NULL && n == 0);
+    return 0;
+}
+
+/* test_taskgroups.py: test_taskgroup_03 / test_taskgroup_08 family (the
+ * ExceptionGroup's message and the sub-exceptions' types and texts) */
+static void test_exception_group(void) { CHECK_EQ(run(eg_main, NULL), 0); }
+
 int main(int argc, char **argv)
 {
     RUN(test_run_error_message);
@@ -648,5 +685,6 @@ int main(int argc, char **argv)
     RUN(test_negative_timeouts);
     RUN(test_handles);
     RUN(test_ensure_future);
+    RUN(test_exception_group);
     return 0;
 }

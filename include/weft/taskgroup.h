@@ -8,10 +8,13 @@
  *     weft_taskgroup_create_task(&tg, NULL, fetch, &a, NULL);
  *     weft_taskgroup_create_task(&tg, NULL, fetch, &b, NULL);
  *     rc = weft_taskgroup_exit(&tg, rc);   // waits for every child
- *     if (rc == WEFT_EGROUP) {
+ *     if (rc == WEFT_EGROUP) {                 // except* / except ExceptionGroup as eg:
  *         const weft_errgroup_t *eg = weft_taskgroup_errors(&tg);
- *         for (size_t i = 0; i < weft_errgroup_count(eg); i++)
- *             printf("%s: %s\n", weft_errgroup_task_name(eg, i), weft_errgroup_message(eg, i));
+ *         size_t n;
+ *         const weft_exception_t *ex = weft_errgroup_exceptions(eg, &n);   // eg.exceptions
+ *         printf("%s\n", weft_errgroup_group_message(eg));                // eg.message
+ *         for (size_t i = 0; i < n; i++)
+ *             printf("%s: %s\n", ex[i].task_name, ex[i].message);
  *     }
  *     weft_taskgroup_free(&tg);             // frees the collected errors
  *
@@ -56,6 +59,14 @@ extern "C" {
 
 /** The errors collected by a TaskGroup (ExceptionGroup's equivalent). */
 typedef struct weft_errgroup weft_errgroup_t;
+
+/** One sub-error of a group (one entry of ExceptionGroup.exceptions). The
+ *  strings are owned by the group. */
+typedef struct weft_exception {
+    int code;                /**< the error code */
+    const char *message;     /**< its message (str(exc)), or NULL */
+    const char *task_name;   /**< the task that raised it (the owner's name for the block's own error) */
+} weft_exception_t;
 
 struct weft__tg_child;
 
@@ -135,6 +146,13 @@ WEFT_API int weft_errgroup_code(const weft_errgroup_t *eg, size_t i);
 WEFT_API const char *weft_errgroup_message(const weft_errgroup_t *eg, size_t i);
 /** Name of the task that raised error @p i (owned by the group), or NULL when out of range. */
 WEFT_API const char *weft_errgroup_task_name(const weft_errgroup_t *eg, size_t i);
+/** ExceptionGroup.message: the group's own message, "unhandled errors in a
+ *  TaskGroup (N sub-exceptions)" (owned by the group), or NULL for NULL. */
+WEFT_API const char *weft_errgroup_group_message(const weft_errgroup_t *eg);
+/** ExceptionGroup.exceptions: the sub-errors in the order they were collected
+ *  (borrowed array owned by the group, valid until it is freed), and their
+ *  number in *n (may be NULL); NULL when there are none. Any thread. */
+WEFT_API const weft_exception_t *weft_errgroup_exceptions(const weft_errgroup_t *eg, size_t *n);
 /** Free an error group taken with weft_taskgroup_take_errors. NULL is ignored. Any thread. */
 WEFT_API void weft_errgroup_free(weft_errgroup_t *eg);
 
