@@ -705,7 +705,7 @@ static int ac_main(void *arg, weft_value_t *out)
     }
     CHECK((res[0] == 'a' && res[1] == 'b') || (res[0] == 'b' && res[1] == 'a'));
     CHECK_EQ(res[2], 'c');
-    CHECK_EQ(weft_as_completed_next(it, NULL, NULL), WEFT_EINVALSTATE);
+    CHECK_EQ(weft_as_completed_next(it, NULL, NULL), WEFT_ESTOPASYNCITER);
     weft_as_completed_free(it);
     return 0;
 }

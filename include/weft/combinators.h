@@ -268,7 +268,15 @@ WEFT_API size_t weft_as_completed_remaining(const weft_as_completed_t *it);
  * result in *out (borrowed, valid until weft_as_completed_free; out may be
  * NULL), its error code or WEFT_ECANCELED; @p which (may be NULL) receives the
  * future that completed (borrowed; NULL after a timeout). WEFT_ETIMEDOUT when
- * the timeout passed first. WEFT_EINVALSTATE when nothing remains. If the
+ * the timeout passed first. WEFT_ESTOPASYNCITER when nothing remains (the end
+ * of the iteration), so it drives an `async for` loop:
+ *
+ *     int rc;
+ *     weft_value_t v;
+ *     WEFT_ASYNC_FOR_EACH(rc, weft_as_completed_next(it, &v, NULL)) {
+ *         if (rc == WEFT_ETIMEDOUT) break;   // TimeoutError ends the loop
+ *         ...                                // rc: this future's outcome
+ *     } If the
  * calling task is cancelled while waiting: WEFT_ECANCELED with @p which NULL,
  * and the step is not consumed. Also WEFT_ENOTCORO, WEFT_EINVAL.
  */

@@ -263,6 +263,13 @@ WEFT_API void weft_executor_free(weft_executor_t *ex);
  */
 WEFT_API int weft_run_in_executor(weft_executor_t *ex, weft_blocking_fn fn, void *arg, weft_value_t *out);
 
+/** loop.set_default_executor(ex): the pool weft_to_thread, run_in_executor
+ *  and submit use on @p loop when given no executor (NULL restores weft's
+ *  default: the runtime's pool, or the process's for a standalone loop).
+ *  Borrowed: @p ex must outlive its use by the loop. @return 0, WEFT_EINVAL,
+ *  WEFT_ECLOSED, WEFT_EWRONGLOOP. Loop thread. */
+WEFT_API int weft_loop_set_default_executor(weft_loop_t *loop, weft_executor_t *ex);
+
 /** asyncio.to_thread: weft_run_in_executor on the default pool. */
 WEFT_API int weft_to_thread(weft_blocking_fn fn, void *arg, weft_value_t *out);
 

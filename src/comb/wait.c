@@ -465,7 +465,7 @@ int weft_as_completed_next(weft_as_completed_t *it, weft_value_t *out, weft_futu
     if (!t)
         return WEFT_ENOTCORO;
     if (!it->remaining)
-        return WEFT_EINVALSTATE;
+        return WEFT_ESTOPASYNCITER;   /* exhausted: the end of an async for */
     while (!it->qlen) {   /* f = await done.get() */
         it->waiter = t;
         int rc = weft__comb_wait(t, WEFT__W_OTHER, it);

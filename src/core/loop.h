@@ -141,6 +141,7 @@ struct weft_loop {
     struct weft__task *task_cache;  /* freed task structs kept for reuse (owner only) */
     size_t ntask_cache;
     uint8_t eager_factory;          /* atomic: weft_loop_set_eager_task_factory (comb.c) */
+    weft_executor_t *default_exec;  /* loop.set_default_executor (borrowed); NULL: the process pool */
     /* debug mode (debug.c) */
     bool debug;
     bool dbg_stepped;               /* the handle just run was a task step */

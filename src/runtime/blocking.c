@@ -182,7 +182,9 @@ int weft_run_in_executor(weft_executor_t *ex, weft_blocking_fn fn, void *arg, we
         return WEFT_EINVAL;
     if (!ex) {
         weft_loop_t *l = t->fut.loop;
-        if (l->rt) {
+        if (l->default_exec) {
+            ex = l->default_exec;
+        } else if (l->rt) {
             ex = weft__rt_executor(l->rt);
         } else {
             uv_once(&process_pool_once, make_process_pool);
@@ -240,6 +242,15 @@ int weft_run_in_executor(weft_executor_t *ex, weft_blocking_fn fn, void *arg, we
     return rc;
 }
 
+int weft_loop_set_default_executor(weft_loop_t *loop, weft_executor_t *ex)
+{
+    int rc = weft__loop_check(loop);
+    if (rc < 0)
+        return rc;
+    loop->default_exec = ex;
+    return 0;
+}
+
 int weft_to_thread(weft_blocking_fn fn, void *arg, weft_value_t *out)
 {
     return weft_run_in_executor(NULL, fn, arg, out);
@@ -283,7 +294,9 @@ int weft_executor_submit(weft_executor_t *ex, weft_blocking_fn fn, void *arg, we
         return WEFT_EINVAL;
     if (!ex) {
         weft_loop_t *l = weft__thread()->running;
-        if (l && l->rt) {
+        if (l && l->default_exec) {
+            ex = l->default_exec;
+        } else if (l && l->rt) {
             ex = weft__rt_executor(l->rt);
         } else {
             uv_once(&process_pool_once, make_process_pool);
