@@ -165,11 +165,10 @@ WEFT_API int weft_gather_future(const weft_awaitable_t *aws, size_t n, const wef
  * last child), whatever return_exceptions says (G6). Returns 0 if no child
  * accepted. WEFT_EINVAL if @p outer is pending and not a gathering future.
  *
- * Note: a plain weft_future_cancel() on a gathering future (which is also
- * what weft_await() does when the awaiting task is cancelled) cancels the
- * outer at once, like Future.cancel(), and then cancels the children (one
- * loop iteration later) without waiting for them. Await a gather with
- * weft_gather()/weft_gather_aw() to get asyncio's exact semantics.
+ * weft_future_cancel() on a gathering future (which is also what
+ * weft_await() does when the awaiting task is cancelled) is this same
+ * _GatheringFuture.cancel: the children are cancelled and the outer completes
+ * once they finished.
  */
 WEFT_API int weft_gather_cancel(weft_future_t *outer, const char *msg);
 
@@ -314,10 +313,11 @@ WEFT_API int weft_await_shielded(weft_future_t *inner, weft_value_t *out);
  * calling thread; otherwise tasks are scheduled normally (E5).
  * @return 0 or WEFT_EINVAL. Thread of the loop.
  *
- * Tasks created by weft's combinators (gather, as_completed, TaskGroup,
- * wait_for_coro) always honour it. Plain weft_create_task() honours it once
- * the core's weft_loop_create_task checks the loop's flag (pending change to
- * src/task.c: until then only the combinators do).
+ * Every task created on the loop honours it: weft_create_task,
+ * weft_loop_create_task and the tasks weft's combinators create (gather,
+ * as_completed, TaskGroup, wait_for_coro, ensure_future). Tasks started from
+ * a queue (weft_spawn, weft_spawn_on, run_coroutine_threadsafe) and the main
+ * task of weft_run / weft_runtime_run / weft_runner_run are never eager.
  */
 WEFT_API int weft_loop_set_eager_task_factory(weft_loop_t *loop, bool on);
 

@@ -244,9 +244,10 @@ typedef struct weft_executor weft_executor_t;
  */
 WEFT_API int weft_executor_new(int max_threads, weft_executor_t **out);
 
-/** Shut the executor down: queued calls not started are dropped (their
- *  awaiters get WEFT_ECANCELED), running ones finish; joins the threads and
- *  frees it. Any thread except the executor's own. */
+/** Shut the executor down (Executor.shutdown(wait=True)): new calls are
+ *  refused (WEFT_ESHUTDOWN), calls already queued still run and running ones
+ *  finish; joins the threads and frees it. Any thread except the executor's
+ *  own. */
 WEFT_API void weft_executor_free(weft_executor_t *ex);
 
 /**
