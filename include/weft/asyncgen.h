@@ -101,7 +101,8 @@ WEFT_API void weft_asyncgen_release(weft_asyncgen_t *gen);
  * body returned 0 now or earlier), the body's error code (its message through
  * weft_error_message(); the generator is then finished), WEFT_ECANCELED,
  * WEFT_EBUSY (another request is running: "anext(): asynchronous generator
- * is already running"), WEFT_EINVAL (gen NULL), WEFT_ENOTCORO, WEFT_ENOMEM.
+ * is already running"), WEFT_EINVAL (gen NULL), WEFT_ENOTCORO, WEFT_EWRONGLOOP
+ * (called from a task of another loop), WEFT_ENOMEM.
  */
 WEFT_API int weft_asyncgen_anext(weft_asyncgen_t *gen, weft_value_t *out);
 

@@ -236,6 +236,8 @@ static int request(weft_asyncgen_t *g, int kind, weft_value_t v, int code, const
     weft__task_t *t = weft__thread()->task;
     if (!t)
         return WEFT_ENOTCORO;
+    if (t->fut.loop != g->loop)
+        return WEFT_EWRONGLOOP;   /* the generator's state belongs to its loop's thread */
     if (g->state == AG_RUNNING)
         return WEFT_EBUSY;
     if (g->state == AG_FINISHED || (g->state == AG_CREATED && (kind == REQ_CLOSE || kind == REQ_THROW))) {
