@@ -641,8 +641,8 @@ static int eg_main(void *arg, weft_value_t *out)
     (void)arg;
     (void)out;
     weft_taskgroup_t tg;
-    job_t a = { .delay = 0.001, .code = USER_ERR, .msg = "first" };
-    job_t b = { .delay = 0.001, .code = USER_ERR - 1, .msg = "second" };
+    job_t a = { .delay = 0, .code = USER_ERR, .msg = "first" };   /* both fail in the same iteration */
+    job_t b = { .delay = 0, .code = USER_ERR - 1, .msg = "second" };
     CHECK_EQ(weft_taskgroup_enter(&tg), 0);
     CHECK_EQ(weft_taskgroup_create_task(&tg, NULL, job_fn, &a, &(weft_task_opts_t){ .name = "a" }), 0);
     CHECK_EQ(weft_taskgroup_create_task(&tg, NULL, job_fn, &b, &(weft_task_opts_t){ .name = "b" }), 0);
