@@ -74,7 +74,37 @@ static int basic_main(void *arg, weft_value_t *out)
     return 0;
 }
 
-static void test_async_for(void) { CHECK_EQ(run(basic_main, NULL), 0); }
+static int immediate_gen(weft_asyncgen_t *g, void *arg)
+{
+    (void)arg;
+    int rc = weft_asyncgen_yield(g, WEFT_VALUE_INT(1), NULL);   /* before any await */
+    if (rc == 0)
+        rc = weft_asyncgen_yield(g, WEFT_VALUE_INT(2), NULL);
+    return rc;
+}
+
+/* with the eager task factory the body's first step runs inside the first
+ * anext, and may answer it before anext even waits */
+static int eager_main(void *arg, weft_value_t *out)
+{
+    CHECK_EQ(weft_loop_set_eager_task_factory(weft_running_loop(), true), 0);
+    weft_asyncgen_t *g;
+    CHECK_EQ(weft_asyncgen_new(&g, immediate_gen, NULL, NULL), 0);
+    int rc;
+    int64_t sum = 0;
+    weft_value_t v;
+    WEFT_ASYNC_FOR(rc, weft_asyncgen_anext(g, &v)) sum += v.i;
+    CHECK_EQ(rc, WEFT_ESTOPASYNCITER);
+    CHECK_EQ(sum, 3);
+    weft_asyncgen_release(g);
+    return basic_main(arg, out);
+}
+
+static void test_async_for(void)
+{
+    CHECK_EQ(run(basic_main, NULL), 0);
+    CHECK_EQ(run(eager_main, NULL), 0);
+}
 
 /* test_async_gen_asyncio_asend_01, test_async_gen_asyncio_athrow_01 (caught)
  * and _athrow_02 (not caught: the code comes back, the generator is done) */
