@@ -493,7 +493,7 @@ static void test_null_parity_calls(void)
 {
     weft_future_t *f = (weft_future_t *)1;
     weft_cfuture_t *cf = (weft_cfuture_t *)1;
-    weft_value_t v;
+    weft_value_t v = { .p = NULL };
     int code;
     const char *msg;
     CHECK_EQ(weft_get_current_task(NULL), WEFT_EINVAL);
