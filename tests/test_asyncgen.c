@@ -268,6 +268,43 @@ static void test_finalisation(void)
     CHECK_EQ(weft_loop_shutdown_asyncgens(), WEFT_ENOTCORO);
 }
 
+/* A generator whose loop is closed while it is suspended: its task is
+ * destroyed pending; the generator then reads as finished and releasing it
+ * frees everything (LeakSanitizer checks). */
+static weft_asyncgen_t *orphan;
+static gstate_t orphan_state;
+static int start_orphan(void *arg, weft_value_t *out)
+{
+    (void)arg;
+    (void)out;
+    orphan_state = (gstate_t){ .n = 10 };
+    CHECK_EQ(weft_asyncgen_new(&orphan, counter_gen, &orphan_state, NULL), 0);
+    weft_value_t v;
+    return weft_asyncgen_anext(orphan, &v);
+}
+
+static void quiet(weft_loop_t *loop, const weft_error_info_t *info, void *ud)
+{
+    (void)loop;
+    (void)info;
+    (void)ud;
+}
+
+static void test_loop_closed_under_generator(void)
+{
+    weft_loop_t *l;
+    CHECK_EQ(weft_loop_new(&l), 0);
+    weft_loop_set_exception_handler(l, quiet, NULL);   /* "Task was destroyed but it is pending!" */
+    weft_task_t *t;
+    CHECK_EQ(weft_loop_create_task(l, &t, start_orphan, NULL, NULL), 0);
+    CHECK_EQ(weft_loop_run_until_complete(l, t, NULL), 0);
+    weft_task_release(t);
+    CHECK_EQ(weft_loop_free(l), 0);
+    CHECK(!weft_asyncgen_finished(orphan));   /* not looked at yet */
+    weft_asyncgen_release(orphan);
+    CHECK_EQ(orphan_state.cleanups, 0);       /* its body never ran again */
+}
+
 /* ---- as_completed in the same async-for idiom ------------------------------------ */
 
 static int ac_main(void *arg, weft_value_t *out)
@@ -403,6 +440,7 @@ int main(int argc, char **argv)
     RUN(test_aclose);
     RUN(test_cancel_inside);
     RUN(test_finalisation);
+    RUN(test_loop_closed_under_generator);
     RUN(test_as_completed_for);
     RUN(test_runner);
     return 0;

@@ -87,6 +87,19 @@ static void ag_unref(weft_asyncgen_t *g)
         ag_free(g);
 }
 
+/* A body whose task ended without it returning: its loop was closed while it
+ * was suspended ("Task was destroyed but it is pending!"). It will never run
+ * again: the generator is finished and the body's reference goes. */
+static void ag_check_abandoned(weft_asyncgen_t *g)
+{
+    if (g->task && g->state != AG_FINISHED && weft_future_done(g->task)) {
+        g->state = AG_FINISHED;
+        g->at_yield = false;
+        reg_remove(g);
+        g->refs--;   /* never 0 here: the caller holds a reference */
+    }
+}
+
 int weft_asyncgen_new(weft_asyncgen_t **out, weft_asyncgen_fn fn, void *arg, const weft_task_opts_t *opts)
 {
     if (out)
@@ -236,6 +249,7 @@ static int request(weft_asyncgen_t *g, int kind, weft_value_t v, int code, const
     weft__task_t *t = weft__thread()->task;
     if (!t)
         return WEFT_ENOTCORO;
+    ag_check_abandoned(g);
     if (t->fut.loop != g->loop)
         return WEFT_EWRONGLOOP;   /* the generator's state belongs to its loop's thread */
     if (g->state == AG_RUNNING)
@@ -338,6 +352,7 @@ void weft_asyncgen_release(weft_asyncgen_t *g)
 {
     if (!g)
         return;
+    ag_check_abandoned(g);
     if (g->refs == 1 || (g->task && g->state != AG_FINISHED && g->refs == 2)) {
         /* the user's last reference: a body suspended at a yield is closed in
          * the background, one running now is closed at its next yield */
@@ -362,7 +377,8 @@ int weft_loop_shutdown_asyncgens(void)
         weft_asyncgen_t *g = NULL;
         uv_mutex_lock(&reg_mu);
         for (weft_asyncgen_t *x = reg_head; x; x = x->next) {
-            if (x->loop == l && x->state == AG_SUSPENDED && x->at_yield && x->req != REQ_CLOSE) {
+            if (x->loop == l && x->state == AG_SUSPENDED && x->at_yield && x->req != REQ_CLOSE &&
+                !weft_future_done(x->task)) {
                 g = x;
                 break;
             }
