@@ -566,7 +566,8 @@ static int handles_main(void *arg, weft_value_t *out)
     CHECK(!weft_handle_cancelled(s));
     settle(2);                              /* it ran */
     CHECK(!weft_handle_cancelled(s));
-    CHECK_EQ(weft_handle_cancel(s), 0);
+    CHECK_EQ(weft_handle_cancel(s), 0);     /* too late to stop it... */
+    CHECK(weft_handle_cancelled(s));        /* ...but cancelled() is True, as asyncio's */
 
     /* a cancelled call_soon handle, then many more callbacks: still cancelled */
     CHECK_EQ(weft_call_soon(l, nop_cb, NULL, &s), 0);

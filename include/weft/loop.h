@@ -130,19 +130,19 @@ WEFT_API int weft_call_later(weft_loop_t *loop, double delay, weft_callback_t cb
 /** Schedule cb(arg) at loop time @p when seconds (asyncio call_at). */
 WEFT_API int weft_call_at(weft_loop_t *loop, double when, weft_callback_t cb, void *arg, weft_handle_t *out);
 
-/** Cancel a scheduled callback (Handle.cancel). Loop thread. A stale or
- *  zeroed handle is ignored. @return 1 if it was pending and is now cancelled,
- *  0 otherwise. */
+/** Cancel a scheduled callback (Handle.cancel). Loop thread. @return 1 if it
+ *  was pending and is now cancelled, 0 otherwise (it ran already: it is only
+ *  marked for weft_handle_cancelled(); a zeroed handle, a closed loop: nothing). */
 WEFT_API int weft_handle_cancel(weft_handle_t handle);
 
 /**
- * Handle.cancelled(): true if weft_handle_cancel() cancelled this use of the
- * handle (through any copy) while it was pending. False for a handle that
- * ran, a zeroed one, and, unlike asyncio, after a cancel that came too late
- * (the callback had run: weft_handle_cancel returned 0). The record lives in
- * the loop's pooled slot, which keeps the outcome of its last 64 uses (a slot
- * whose use was cancelled is reused only after every other free slot): a
- * handle whose slot served 64 newer callbacks since reads false. Loop thread.
+ * Handle.cancelled(): true once weft_handle_cancel() was called on this use
+ * of the handle (through any copy), before or, as in asyncio, after its
+ * callback ran. False for a handle never cancelled and for a zeroed one. The
+ * record lives in the loop's pooled slot, which keeps the flag of its last 64
+ * uses (a slot whose use was cancelled is reused only after every other free
+ * slot): a handle whose slot served 64 newer callbacks since reads false, and
+ * cancelling it then records nothing. Loop thread.
  */
 WEFT_API bool weft_handle_cancelled(weft_handle_t handle);
 

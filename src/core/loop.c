@@ -300,10 +300,19 @@ double weft_handle_when(weft_handle_t handle)
 int weft_handle_cancel(weft_handle_t handle)
 {
     weft__handle_t *h = handle.h;
-    if (!h || h->gen != handle.gen || !(h->flags & WEFT__H_POOLED) || (h->flags & WEFT__H_CANCELLED))
+    if (!h || !(h->flags & WEFT__H_POOLED))
         return 0;
     weft_loop_t *l = h->loop;
     if (ck_pr_load_uint(&l->flags) & WEFT__L_CLOSED)
+        return 0;
+    if (h->gen != handle.gen) {
+        /* already ran (or ran and was reused): nothing to stop, but asyncio's
+         * Handle.cancelled() is True from now on */
+        if (h->gen - handle.gen < 64)
+            h->cancel_bits |= (uint64_t)1 << (handle.gen & 63);
+        return 0;
+    }
+    if (h->flags & WEFT__H_CANCELLED)
         return 0;
     h->cancel_bits |= (uint64_t)1 << (h->gen & 63);
     if (h->flags & WEFT__H_TIMER) {
