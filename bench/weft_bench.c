@@ -459,7 +459,7 @@ static weft_cfuture_t *submit(int64_t i)
 static int64_t collect(weft_cfuture_t *cf)
 {
     weft_value_t v;
-    int rc = weft_cfuture_result(cf, -1, &v);
+    int rc = weft_cfuture_result(cf, WEFT_NO_TIMEOUT, &v);
     if (rc < 0) {
         fprintf(stderr, "cfuture_result: %s\n", weft_strerror(rc));
         die("cross_thread result");

@@ -84,8 +84,11 @@ static int main_coro(void *arg, weft_value_t *out)
     rc = weft_taskgroup_exit(&tg, rc);
     if (rc == WEFT_EGROUP) {
         const weft_errgroup_t *eg = weft_taskgroup_errors(&tg);
-        for (size_t i = 0; i < weft_errgroup_count(eg); i++)
-            printf("error: %s\n", weft_errgroup_message(eg, i));
+        size_t n;
+        const weft_exception_t *ex = weft_errgroup_exceptions(eg, &n);
+        printf("%s\n", weft_errgroup_group_message(eg));
+        for (size_t i = 0; i < n; i++)
+            printf("error: %s\n", ex[i].message);
         rc = 0;
     }
     weft_taskgroup_free(&tg);

@@ -17,6 +17,8 @@
 #include "weft/loop.h"
 #include "weft/future.h"
 #include "weft/task.h"
+#include "weft/runner.h"
+#include "weft/asyncgen.h"
 #include "weft/runtime.h"
 #include "weft/debug.h"
 #include "weft/combinators.h"

@@ -460,7 +460,7 @@ static void test_error_text(void)
         WEFT_EINVALSTATE, WEFT_ENOLOOP, WEFT_ENOTCORO, WEFT_ESELFAWAIT, WEFT_ECLOSED, WEFT_ENESTED,
         WEFT_ENOTTASK, WEFT_EWRONGLOOP, WEFT_ESTOPPED, WEFT_EGROUP, WEFT_EQUEUEFULL, WEFT_EQUEUEEMPTY,
         WEFT_EBROKEN, WEFT_ESHUTDOWN, WEFT_ENOTENTERED, WEFT_ECALLBACK, WEFT_ECANCELED, WEFT_ETIMEDOUT,
-        WEFT_EINVAL, WEFT_ENOMEM, WEFT_EBUSY,
+        WEFT_EINVAL, WEFT_ENOMEM, WEFT_EBUSY, WEFT_ESTOPASYNCITER, WEFT_EGENEXIT,
     };
     const char *unknown_text = weft_strerror(-12345);
     CHECK(unknown_text != NULL && *unknown_text);
@@ -488,8 +488,68 @@ static void test_error_text(void)
     }
 }
 
+/* ---- the parity API: NULLs and calls in the wrong place ---------------------------- */
+
+static void test_null_parity_calls(void)
+{
+    weft_future_t *f = (weft_future_t *)1;
+    weft_cfuture_t *cf = (weft_cfuture_t *)1;
+    weft_value_t v = { .p = NULL };
+    int code;
+    const char *msg;
+    CHECK_EQ(weft_get_current_task(NULL), WEFT_EINVAL);
+    CHECK(!weft_handle_cancelled((weft_handle_t){ 0 }));
+    CHECK(isnan(weft_handle_when((weft_handle_t){ 0 })));
+    CHECK_EQ(weft_ensure_future(NULL, &f), WEFT_EINVAL);
+    CHECK(f == NULL);
+    CHECK(!weft_isfuture(NULL));
+    CHECK_EQ(weft_wrap_future(NULL, &f), WEFT_EINVAL);
+    CHECK_EQ(weft_cfuture_new(NULL), WEFT_EINVAL);
+    CHECK_EQ(weft_cfuture_set_result(NULL, v), WEFT_EINVAL);
+    CHECK_EQ(weft_cfuture_set_exception(NULL, -1, NULL), WEFT_EINVAL);
+    CHECK_EQ(weft_cfuture_exception(NULL, 0, &code, &msg), WEFT_EINVAL);
+    CHECK(weft_cfuture_message(NULL) == NULL);
+    CHECK(weft_cfuture_retain(NULL) == NULL);
+    CHECK_EQ(weft_cfuture_new(&cf), 0);
+    CHECK_EQ(weft_cfuture_set_exception(cf, 0, NULL), WEFT_EINVAL);   /* not an error code */
+    CHECK_EQ(weft_cfuture_result(cf, 0, NULL), WEFT_ETIMEDOUT);       /* <= 0: only looks */
+    CHECK_EQ(weft_cfuture_result(cf, -1, NULL), WEFT_ETIMEDOUT);
+    CHECK_EQ(weft_cfuture_result(cf, NAN, NULL), WEFT_EINVAL);
+    CHECK_EQ(weft_cfuture_set_result(cf, WEFT_VALUE_INT(4)), 0);
+    CHECK_EQ(weft_cfuture_set_result(cf, WEFT_VALUE_INT(5)), WEFT_EINVALSTATE);
+    CHECK_EQ(weft_cfuture_result(cf, 0, &v), 0);
+    CHECK_EQ(v.i, 4);
+    CHECK_EQ(weft_cfuture_cancel(cf), 0);
+    weft_cfuture_release(cf);
+    CHECK_EQ(weft_executor_submit(NULL, NULL, NULL, &cf), WEFT_EINVAL);
+    CHECK_EQ(weft_run_in_executor_future(NULL, NULL, NULL, &f), WEFT_EINVAL);
+    CHECK_EQ(weft_loop_set_default_executor(NULL, NULL), WEFT_EINVAL);
+    weft_asyncgen_t *g = (weft_asyncgen_t *)1;
+    CHECK_EQ(weft_asyncgen_new(&g, NULL, NULL, NULL), WEFT_EINVAL);
+    CHECK_EQ(weft_asyncgen_anext(NULL, &v), WEFT_EINVAL);
+    CHECK_EQ(weft_asyncgen_aclose(NULL), WEFT_EINVAL);
+    CHECK_EQ(weft_asyncgen_athrow(NULL, -1, NULL, &v), WEFT_EINVAL);
+    CHECK_EQ(weft_asyncgen_yield(NULL, v, NULL), WEFT_EINVAL);
+    CHECK(!weft_asyncgen_running(NULL) && !weft_asyncgen_finished(NULL));
+    weft_asyncgen_release(NULL);
+    CHECK_EQ(weft_loop_shutdown_asyncgens(), WEFT_ENOTCORO);
+    CHECK_EQ(weft_runner_run(NULL, NULL, NULL, NULL, &v), WEFT_EINVAL);
+    CHECK(weft_runner_get_loop(NULL) == NULL);
+    weft_timeout_t to = { 0 };
+    CHECK_EQ(weft_timeout_enter(&to, 1), WEFT_ENOTCORO);
+    CHECK_EQ(weft_timeout_exit(&to, 0), WEFT_ENOTENTERED);
+    CHECK_EQ(weft_timeout_enter(NULL, 1), WEFT_EINVAL);
+    weft_taskgroup_t tg = { 0 };
+    CHECK_EQ(weft_taskgroup_enter(&tg), WEFT_ENOTCORO);
+    CHECK_EQ(weft_taskgroup_exit(&tg, 0), WEFT_ENOTENTERED);
+    CHECK(weft_errgroup_group_message(NULL) == NULL);
+    size_t n = 7;
+    CHECK(weft_errgroup_exceptions(NULL, &n) == NULL && n == 0);
+}
+
 int main(int argc, char **argv)
 {
+    RUN(test_null_parity_calls);
     RUN(test_null_loop_calls);
     RUN(test_null_future_calls);
     RUN(test_null_task_calls);

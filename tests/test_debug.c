@@ -285,7 +285,7 @@ static void test_wrong_thread_and_dump_several_loops(void)
     reset_log();
     weft_runtime_t *rt;
     CHECK_EQ(weft_runtime_new(&(weft_runtime_opts_t){ .workers = 2, .debug = true }, &rt), 0);
-    CHECK_EQ(weft_runtime_run(rt, multi_main, NULL, NULL, NULL), 0);
+    CHECK_EQ(weft_runtime_run(rt, multi_main, NULL, &(weft_task_opts_t){ .name = "main" }, NULL), 0);
     weft_runtime_free(rt);
 }
 

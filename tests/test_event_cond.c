@@ -347,20 +347,20 @@ static int cond_cancel_after_notify_main(void *arg, weft_value_t *out)
 
 /* ConditionTests.test_wait_unacquired, test_wait_for_unacquired,
  * test_notify_unacquired, test_notify_all_unacquired */
-static bool pred_true(void *arg)
+static int pred_true(void *arg)
 {
     (void)arg;
     return true;
 }
 
-static bool pred_flag(void *arg) { return *(volatile int *)arg != 0; }
+static int pred_flag(void *arg) { return *(volatile int *)arg != 0; }
 
 static int cond_unacquired_main(void *arg, weft_value_t *out)
 {
     (void)arg;
     (void)out;
     CHECK_EQ(weft_cond_wait(C), WEFT_EINVALSTATE);
-    CHECK_EQ(weft_cond_wait_for(C, pred_true, NULL), 0);   /* true at once: no lock needed */
+    CHECK_EQ(weft_cond_wait_for(C, pred_true, NULL), 1);   /* true at once: no lock needed; the predicate's value */
     int zero = 0;
     CHECK_EQ(weft_cond_wait_for(C, pred_flag, &zero), WEFT_EINVALSTATE);
     CHECK_EQ(weft_cond_notify(C, 1), WEFT_EINVALSTATE);
@@ -539,13 +539,13 @@ static int cond_cancelled_error_reacquire_main(void *arg, weft_value_t *out)
  * racing with notify() loses no wake-up */
 static int state;
 
-static bool state_nonzero(void *arg)
+static int state_nonzero(void *arg)
 {
     (void)arg;
     return state != 0;
 }
 
-static bool state_zero(void *arg)
+static int state_zero(void *arg)
 {
     (void)arg;
     return state == 0;
@@ -662,13 +662,13 @@ static int buf[XC_CAP], bhead, bcount;   /* guarded by the condition's lock */
 static unsigned char seen[XC_ITEMS];
 static int consumed;
 
-static bool not_full(void *arg)
+static int not_full(void *arg)
 {
     (void)arg;
     return bcount < XC_CAP;
 }
 
-static bool not_empty_or_done(void *arg)
+static int not_empty_or_done(void *arg)
 {
     (void)arg;
     return bcount > 0 || consumed >= XC_ITEMS;
@@ -679,7 +679,7 @@ static int xc_producer(void *arg, weft_value_t *out)
     (void)out;
     for (int i = (int)(intptr_t)arg; i < XC_ITEMS; i += 2) {
         CHECK_EQ(weft_cond_acquire(C), 0);
-        CHECK_EQ(weft_cond_wait_for(C, not_full, NULL), 0);
+        CHECK_EQ(weft_cond_wait_for(C, not_full, NULL), 1);
         buf[(bhead + bcount++) % XC_CAP] = i;
         CHECK(weft_cond_notify_all(C) >= 0);
         CHECK_EQ(weft_cond_release(C), 0);
@@ -693,7 +693,7 @@ static int xc_consumer(void *arg, weft_value_t *out)
     (void)out;
     CHECK_EQ(weft_cond_acquire(C), 0);
     for (;;) {
-        CHECK_EQ(weft_cond_wait_for(C, not_empty_or_done, NULL), 0);
+        CHECK_EQ(weft_cond_wait_for(C, not_empty_or_done, NULL), 1);
         if (bcount == 0)
             break;
         int v = buf[bhead];

@@ -253,9 +253,8 @@ static void test_timer_heap_random(void)
 
 /* A timer whose deadline has already passed when the loop has nothing else to
  * do must still fire (the loop must not block in its poll).
- * test_base_events.py: test_call_later_negative_delays (weft documents a
- * negative delay as "now", so both run in scheduling order here; asyncio
- * orders them by their negative deadlines: ['b', 'a']). */
+ * test_base_events.py: test_call_later_negative_delays (a negative delay is a
+ * deadline in the past: the earlier deadline runs first, ['b', 'a']). */
 static void test_timer_already_due(void)
 {
     weft_loop_t *loop = new_loop();
@@ -268,6 +267,8 @@ static void test_timer_already_due(void)
     nanosleep(&ts, NULL);   /* all three are due before the loop starts */
     CHECK_EQ(weft_loop_run_forever(loop), 0);
     CHECK_EQ(norder, 2);
+    CHECK_EQ(order[0], 2);
+    CHECK_EQ(order[1], 1);
 
     /* a deadline that passes while callbacks run, then an idle loop */
     order_reset();

@@ -355,7 +355,7 @@ static void *submit_thread(void *p)
     }
     for (int i = 0; i < PER_THREAD; i++) {
         weft_value_t v;
-        CHECK_EQ(weft_cfuture_result(cfs[i], -1, &v), 0);
+        CHECK_EQ(weft_cfuture_result(cfs[i], WEFT_NO_TIMEOUT, &v), 0);
         wd_progress();
         CHECK_EQ(v.i, i + 1);
         s->sum += v.i;

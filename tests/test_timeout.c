@@ -100,7 +100,8 @@ TEST(test_timeout_not_called)
     return 0;
 }
 
-/* test_timeout_disabled / test_timeout_at_disabled (None: negative or NaN) */
+/* test_timeout_disabled / test_timeout_at_disabled (None is WEFT_TIMEOUT_NEVER;
+ * NaN is a bad number, not None) */
 TEST(test_timeout_disabled)
 {
     UNUSED_ARGS;
@@ -109,9 +110,11 @@ TEST(test_timeout_disabled)
     CHECK(weft_timeout_when(&cm) == WEFT_TIMEOUT_NEVER);
     CHECK_EQ(weft_timeout_exit(&cm, weft_sleep(0.01)), 0);
     CHECK(!weft_timeout_expired(&cm));
-    CHECK_EQ(weft_timeout_enter_at(&cm, NAN), 0);
+    CHECK_EQ(weft_timeout_enter_at(&cm, WEFT_TIMEOUT_NEVER), 0);
     CHECK(weft_timeout_when(&cm) == WEFT_TIMEOUT_NEVER);
     CHECK_EQ(weft_timeout_exit(&cm, weft_sleep(0.01)), 0);
+    CHECK_EQ(weft_timeout_enter_at(&cm, NAN), WEFT_EINVAL);
+    CHECK_EQ(weft_timeout_enter(&cm, NAN), WEFT_EINVAL);
     CHECK(!weft_timeout_expired(&cm));
     return 0;
 }
@@ -133,8 +136,8 @@ TEST(test_timeout_zero)
 }
 
 /* test_timeout_in_the_past_sleep_zero (TO8: a deadline already past fires at
- * the first suspension). weft's relative delays treat negative as None, so the
- * past deadline is given with timeout_at. */
+ * the first suspension), with timeout_at; a negative relative delay is the
+ * same (asyncio.timeout(-11)). */
 TEST(test_timeout_in_the_past_sleep_zero)
 {
     UNUSED_ARGS;
@@ -143,6 +146,9 @@ TEST(test_timeout_in_the_past_sleep_zero)
     CHECK_EQ(weft_timeout_enter_at(&cm, t0 - 11), 0);
     CHECK_EQ(weft_timeout_exit(&cm, weft_sleep(0)), WEFT_ETIMEDOUT);
     CHECK(weft_timeout_expired(&cm));
+    CHECK(weft_timeout_when(&cm) <= t0);
+    CHECK_EQ(weft_timeout_enter(&cm, -11), 0);
+    CHECK_EQ(weft_timeout_exit(&cm, weft_sleep(0)), WEFT_ETIMEDOUT);
     CHECK(weft_timeout_when(&cm) <= t0);
     return 0;
 }

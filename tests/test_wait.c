@@ -83,11 +83,11 @@ static int wait_errors_main(void *arg, weft_value_t *out)
     (void)arg;
     (void)out;
     weft_future_t *f = newf();
-    CHECK_EQ(weft_wait(NULL, 0, -1, WEFT_ALL_COMPLETED, NULL, NULL, NULL, NULL), WEFT_EINVAL);
-    CHECK_EQ(weft_wait(&f, 0, -1, WEFT_ALL_COMPLETED, NULL, NULL, NULL, NULL), WEFT_EINVAL);
-    CHECK_EQ(weft_wait(&f, 1, -1, -1, NULL, NULL, NULL, NULL), WEFT_EINVAL);
+    CHECK_EQ(weft_wait(NULL, 0, WEFT_NO_TIMEOUT, WEFT_ALL_COMPLETED, NULL, NULL, NULL, NULL), WEFT_EINVAL);
+    CHECK_EQ(weft_wait(&f, 0, WEFT_NO_TIMEOUT, WEFT_ALL_COMPLETED, NULL, NULL, NULL, NULL), WEFT_EINVAL);
+    CHECK_EQ(weft_wait(&f, 1, WEFT_NO_TIMEOUT, -1, NULL, NULL, NULL, NULL), WEFT_EINVAL);
     weft_future_t *nul = NULL;
-    CHECK_EQ(weft_wait(&nul, 1, -1, WEFT_ALL_COMPLETED, NULL, NULL, NULL, NULL), WEFT_EINVAL);
+    CHECK_EQ(weft_wait(&nul, 1, WEFT_NO_TIMEOUT, WEFT_ALL_COMPLETED, NULL, NULL, NULL, NULL), WEFT_EINVAL);
     weft_future_release(f);
     return 0;
 }
@@ -96,7 +96,7 @@ static void test_wait_errors(void)
 {
     CHECK_EQ(run(wait_errors_main, NULL), 0);
     weft_future_t *dummy = NULL;
-    CHECK_EQ(weft_wait(&dummy, 1, -1, WEFT_ALL_COMPLETED, NULL, NULL, NULL, NULL), WEFT_ENOTCORO);
+    CHECK_EQ(weft_wait(&dummy, 1, WEFT_NO_TIMEOUT, WEFT_ALL_COMPLETED, NULL, NULL, NULL, NULL), WEFT_ENOTCORO);
 }
 
 /* test_wait_first_completed (W3 FIRST_COMPLETED) */
@@ -108,7 +108,7 @@ static int wait_first_completed_main(void *arg, weft_value_t *out)
     weft_task_t *a = spawn(job_fn, &ja), *b = spawn(job_fn, &jb);
     weft_future_t *fs[] = { b, a }, *done[2], *pending[2];
     size_t nd, np;
-    CHECK_EQ(weft_wait(fs, 2, -1, WEFT_FIRST_COMPLETED, done, &nd, pending, &np), 0);
+    CHECK_EQ(weft_wait(fs, 2, WEFT_NO_TIMEOUT, WEFT_FIRST_COMPLETED, done, &nd, pending, &np), 0);
     CHECK_EQ(nd, 1);
     CHECK(done[0] == b);
     CHECK_EQ(np, 1);
@@ -146,7 +146,7 @@ static int wait_really_done_main(void *arg, weft_value_t *out)
     weft_task_t *a = spawn(yield1, NULL), *b = spawn(yield2, NULL);
     weft_future_t *fs[] = { b, a }, *done[2];
     size_t nd, np;
-    CHECK_EQ(weft_wait(fs, 2, -1, WEFT_FIRST_COMPLETED, done, &nd, NULL, &np), 0);
+    CHECK_EQ(weft_wait(fs, 2, WEFT_NO_TIMEOUT, WEFT_FIRST_COMPLETED, done, &nd, NULL, &np), 0);
     CHECK_EQ(nd, 2);
     CHECK_EQ(np, 0);
     weft_task_release(a);
@@ -167,7 +167,7 @@ static int wait_first_exception_main(void *arg, weft_value_t *out)
     weft_future_t *fs[] = { b, a }, *done[2], *pending[2];
     size_t nd, np;
     double t0 = now();
-    CHECK_EQ(weft_wait(fs, 2, -1, WEFT_FIRST_EXCEPTION, done, &nd, pending, &np), 0);
+    CHECK_EQ(weft_wait(fs, 2, WEFT_NO_TIMEOUT, WEFT_FIRST_EXCEPTION, done, &nd, pending, &np), 0);
     (void)t0;
     CHECK(!weft_future_done(a));   /* returned at b's error, not after a's 10 s */
     CHECK_EQ(nd, 1);
@@ -177,7 +177,7 @@ static int wait_first_exception_main(void *arg, weft_value_t *out)
     /* exception during the wait */
     weft_task_t *c = spawn(job_fn, &jc);
     fs[0] = c;
-    CHECK_EQ(weft_wait(fs, 2, -1, WEFT_FIRST_EXCEPTION, done, &nd, pending, &np), 0);
+    CHECK_EQ(weft_wait(fs, 2, WEFT_NO_TIMEOUT, WEFT_FIRST_EXCEPTION, done, &nd, pending, &np), 0);
     CHECK_EQ(nd, 1);
     CHECK(done[0] == c);
     CHECK_EQ(weft_future_result(c, NULL), USER_ERR);
@@ -188,7 +188,7 @@ static int wait_first_exception_main(void *arg, weft_value_t *out)
     CHECK_EQ(weft_wait(f3, 3, 0.02, WEFT_FIRST_EXCEPTION, d3, &nd, p3, &np), 0);
     CHECK_EQ(nd, 1);   /* the cancellation alone did not end the wait: the timeout did */
     weft_future_set_exception(y, -5, NULL);
-    CHECK_EQ(weft_wait(f3, 3, -1, WEFT_FIRST_EXCEPTION, d3, &nd, p3, &np), 0);
+    CHECK_EQ(weft_wait(f3, 3, WEFT_NO_TIMEOUT, WEFT_FIRST_EXCEPTION, d3, &nd, p3, &np), 0);
     CHECK_EQ(nd, 2);
     CHECK_EQ(np, 1);
     CHECK(p3[0] == z);
@@ -240,7 +240,7 @@ static int waiter_fn(void *arg, weft_value_t *out)
 {
     (void)out;
     weft_future_t **fs = arg;
-    return weft_wait(fs, 2, -1, WEFT_ALL_COMPLETED, NULL, NULL, NULL, NULL);
+    return weft_wait(fs, 2, WEFT_NO_TIMEOUT, WEFT_ALL_COMPLETED, NULL, NULL, NULL, NULL);
 }
 
 static int wait_cancel_main(void *arg, weft_value_t *out)
@@ -347,8 +347,7 @@ static int wf_zero_coro_main(void *arg, weft_value_t *out)
 
 static void test_wait_for_zero_coroutine_not_started(void) { CHECK_EQ(run(wf_zero_coro_main, NULL), 0); }
 
-/* test_wait_for_timeout_less_then_0_or_0 (timeout 0 only: a negative timeout
- * means None in weft) */
+/* test_wait_for_timeout_less_then_0_or_0 */
 static weft_future_t *started;
 static int foo3(void *arg, weft_value_t *out)
 {
@@ -367,14 +366,18 @@ static int wf_zero_running_main(void *arg, weft_value_t *out)
 {
     (void)arg;
     (void)out;
-    started = newf();
-    weft_task_t *fut = spawn(foo3, NULL);
-    CHECK_EQ(weft_await(started, NULL), 0);
-    CHECK_EQ(weft_wait_for(fut, 0, NULL), WEFT_ETIMEDOUT);
-    CHECK(weft_future_cancelled(fut));
-    CHECK_EQ(foo_running, 0);
-    weft_task_release(fut);
-    weft_future_release(started);
+    static const double timeouts[] = { 0, -1 };   /* CPython runs it for both */
+    for (int i = 0; i < 2; i++) {
+        started = newf();
+        weft_task_t *fut = spawn(foo3, NULL);
+        CHECK_EQ(weft_await(started, NULL), 0);
+        CHECK_EQ(weft_wait_for(fut, timeouts[i], NULL), WEFT_ETIMEDOUT);
+        CHECK(weft_future_cancelled(fut));
+        CHECK_EQ(foo_running, 0);
+        weft_task_release(fut);
+        weft_future_release(started);
+    }
+    CHECK_EQ(weft_wait_for_coro(foo3, NULL, NAN, NULL), WEFT_EINVAL);
     return 0;
 }
 
@@ -401,7 +404,7 @@ static int wf_blocking_main(void *arg, weft_value_t *out)
     CHECK(seen_task == weft_current_task());
     CHECK_EQ(weft_wait_for_coro(coro_done, NULL, 10, &v), 0);
     CHECK(seen_task == weft_current_task());
-    CHECK_EQ(weft_wait_for_coro(coro_done, NULL, NAN, &v), 0);
+    CHECK_EQ(weft_wait_for_coro(coro_done, NULL, NAN, &v), WEFT_EINVAL);   /* NaN is not None */
     return 0;
 }
 
@@ -703,7 +706,7 @@ static int ac_main(void *arg, weft_value_t *out)
     }
     CHECK((res[0] == 'a' && res[1] == 'b') || (res[0] == 'b' && res[1] == 'a'));
     CHECK_EQ(res[2], 'c');
-    CHECK_EQ(weft_as_completed_next(it, NULL, NULL), WEFT_EINVALSTATE);
+    CHECK_EQ(weft_as_completed_next(it, NULL, NULL), WEFT_ESTOPASYNCITER);
     weft_as_completed_free(it);
     return 0;
 }
@@ -769,7 +772,7 @@ static int ac_dup_main(void *arg, weft_value_t *out)
     job_t jf = { .delay = 0, .code = USER_ERR, .msg = "bad" };
     weft_awaitable_t aws[] = { WEFT_AW(c), WEFT_AW(c), WEFT_AW_CORO(job_fn, &jf) };
     weft_as_completed_t *it;
-    CHECK_EQ(weft_as_completed_init_aw(&it, aws, 3, -1), 0);
+    CHECK_EQ(weft_as_completed_init_aw(&it, aws, 3, WEFT_NO_TIMEOUT), 0);
     CHECK_EQ(weft_as_completed_remaining(it), 2);
     int ok = 0, err = 0;
     while (weft_as_completed_remaining(it)) {

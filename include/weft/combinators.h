@@ -10,8 +10,9 @@
  * weft_await_shielded) must be called from inside a task (at any depth of
  * nested calls) and return WEFT_ENOTCORO otherwise.
  *
- * Timeouts are in seconds (doubles, like asyncio). A negative timeout or NaN
- * means "no timeout" (asyncio's None); WEFT_NO_TIMEOUT spells it.
+ * Timeouts are in seconds (doubles, like asyncio). "No timeout" (asyncio's
+ * None) is its own value, WEFT_NO_TIMEOUT (+infinity). A timeout <= 0,
+ * negative included, expires at once, as in asyncio. NaN is WEFT_EINVAL.
  *
  * Results handed out by these calls are @em borrowed (their dtor is cleared)
  * when they come from a future or task you passed in: they stay valid while
@@ -30,9 +31,6 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-/** "No timeout" (asyncio's None). Any negative value or NaN means the same. */
-#define WEFT_NO_TIMEOUT (-1.0)
 
 /**
  * One argument of gather / as_completed: asyncio's "awaitable", which is
@@ -57,6 +55,22 @@ typedef struct weft_awaitable {
 #define WEFT_AW(f) ((weft_awaitable_t){ .future = (f), .fn = NULL, .arg = NULL, .name = NULL })
 /** A coroutine call fn(arg) as an awaitable (wrapped in a task). */
 #define WEFT_AW_CORO(f, a) ((weft_awaitable_t){ .future = NULL, .fn = (f), .arg = (void *)(a), .name = NULL })
+
+/**
+ * asyncio.ensure_future(aw): *out receives a future for @p aw with one new
+ * reference (release it): the future or task itself when @p aw holds one
+ * (asyncio returns it unchanged), else a new task running aw->fn(aw->arg) on
+ * the running loop, named aw->name, through the loop's eager task factory if
+ * set. @return 0, WEFT_EINVAL (aw or out NULL, neither or both of future and
+ * fn set: asyncio's TypeError "An asyncio.Future, a coroutine or an awaitable
+ * is required"), WEFT_ENOLOOP (a coroutine and no running loop), or
+ * weft_loop_create_task's errors. Loop thread.
+ */
+WEFT_API int weft_ensure_future(const weft_awaitable_t *aw, weft_future_t **out);
+
+/** asyncio.isfuture(obj): true if @p aw is a future or a task (false for a
+ *  coroutine awaitable, and for NULL). Any thread. */
+WEFT_API bool weft_isfuture(const weft_awaitable_t *aw);
 
 /* ---- gather -------------------------------------------------------------------- */
 
@@ -151,11 +165,10 @@ WEFT_API int weft_gather_future(const weft_awaitable_t *aws, size_t n, const wef
  * last child), whatever return_exceptions says (G6). Returns 0 if no child
  * accepted. WEFT_EINVAL if @p outer is pending and not a gathering future.
  *
- * Note: a plain weft_future_cancel() on a gathering future (which is also
- * what weft_await() does when the awaiting task is cancelled) cancels the
- * outer at once, like Future.cancel(), and then cancels the children (one
- * loop iteration later) without waiting for them. Await a gather with
- * weft_gather()/weft_gather_aw() to get asyncio's exact semantics.
+ * weft_future_cancel() on a gathering future (which is also what
+ * weft_await() does when the awaiting task is cancelled) is this same
+ * _GatheringFuture.cancel: the children are cancelled and the outer completes
+ * once they finished.
  */
 WEFT_API int weft_gather_cancel(weft_future_t *outer, const char *msg);
 
@@ -171,7 +184,8 @@ typedef enum weft_return_when {
 
 /**
  * asyncio.wait(fs, timeout, return_when): wait until the condition holds or
- * the timeout passes (negative/NaN: none), then report which futures are done.
+ * the timeout passes (WEFT_NO_TIMEOUT: none; <= 0: the callbacks of futures
+ * already done run, then it returns), then report which futures are done.
  * Nothing is cancelled, on timeout or otherwise, and no TIMEDOUT error is
  * returned: futures still pending are reported as pending. Duplicates count
  * once. As in asyncio the call suspends at least once, even if all futures
@@ -181,7 +195,7 @@ typedef enum weft_return_when {
  * argument order, duplicates removed) and need room for @p n entries;
  * @p ndone / @p npending (may be NULL) receive the counts.
  * @return 0, WEFT_EINVAL (n == 0: "Set of Tasks/Futures is empty", a NULL
- * entry, a bad return_when), WEFT_ECANCELED (the calling task was cancelled:
+ * entry, a bad return_when, a NaN timeout), WEFT_ECANCELED (the calling task was cancelled:
  * the futures are not), WEFT_ENOTCORO, WEFT_ENOMEM.
  */
 WEFT_API int weft_wait(weft_future_t *const *fs, size_t n, double timeout, int return_when, weft_future_t **done,
@@ -191,7 +205,7 @@ WEFT_API int weft_wait(weft_future_t *const *fs, size_t n, double timeout, int r
 
 /**
  * asyncio.wait_for(fut, timeout), 3.12 semantics:
- * - timeout negative/NaN (None): plain weft_await(f, out).
+ * - timeout WEFT_NO_TIMEOUT (None): plain weft_await(f, out).
  * - timeout > 0: await @p f inside a timeout scope. When it expires the
  *   calling task is cancelled, which cancels @p f; the call then waits until
  *   @p f has really finished and returns WEFT_ETIMEDOUT. If @p f swallows the
@@ -199,13 +213,12 @@ WEFT_API int weft_wait(weft_future_t *const *fs, size_t n, double timeout, int r
  *   calling task is cancelled from outside, @p f is cancelled too and
  *   WEFT_ECANCELED is returned. The task's cancelling() count is back to its
  *   entry value afterwards.
- * - timeout == 0: if @p f is done, its outcome is returned at once; else it
- *   is cancelled and waited for, then its result is returned if it produced
- *   one, else WEFT_ETIMEDOUT.
+ * - timeout <= 0 (negative included): if @p f is done, its outcome is
+ *   returned at once; else it is cancelled and waited for, then its result
+ *   is returned if it produced one, else WEFT_ETIMEDOUT.
  * Otherwise returns as weft_await: 0 with the result (borrowed) in *out, or
- * @p f's error. Also WEFT_EINVAL, WEFT_ENOTCORO, WEFT_ENOMEM.
- *
- * Differs from 3.12: a negative timeout means None here (asyncio treats it as 0).
+ * @p f's error. Also WEFT_EINVAL (f NULL, timeout NaN), WEFT_ENOTCORO,
+ * WEFT_ENOMEM.
  */
 WEFT_API int weft_wait_for(weft_future_t *f, double timeout, weft_value_t *out);
 
@@ -215,7 +228,7 @@ WEFT_API int weft_wait_for(weft_future_t *f, double timeout, weft_value_t *out);
  * directly in the calling task (no new task; weft_current_task() inside is
  * the caller); on expiry it receives WEFT_ECANCELED at its current await and
  * the call returns WEFT_ETIMEDOUT unless the coroutine returned a value.
- * With timeout == 0 it is wrapped in a task first (via the eager factory if
+ * With timeout <= 0 it is wrapped in a task first (via the eager factory if
  * set) which, unless it finished eagerly, is cancelled before it starts: the
  * body never runs and WEFT_ETIMEDOUT is returned. *out (may be NULL) receives
  * the coroutine's result, owned by the caller; on an error nothing is stored
@@ -233,11 +246,11 @@ typedef struct weft_as_completed weft_as_completed_t;
  * (duplicates count once). Then call weft_as_completed_next() exactly
  * weft_as_completed_remaining() times; each call returns the outcome of the
  * next future to complete, in completion order. After the timeout
- * (negative/NaN: none) every remaining call returns WEFT_ETIMEDOUT. Nothing
- * is ever cancelled. Free with weft_as_completed_free().
- * Loop thread (need not be inside a task).
- * @return 0, WEFT_EINVAL (it NULL, fs NULL with n > 0, a NULL entry),
- *  WEFT_ENOLOOP, WEFT_ENOMEM.
+ * (WEFT_NO_TIMEOUT: none; <= 0: at the next iteration) every remaining call
+ * returns WEFT_ETIMEDOUT. Nothing is ever cancelled. Free with
+ * weft_as_completed_free(). Loop thread (need not be inside a task).
+ * @return 0, WEFT_EINVAL (it NULL, fs NULL with n > 0, a NULL entry, a NaN
+ *  timeout), WEFT_ENOLOOP, WEFT_ENOMEM.
  */
 WEFT_API int weft_as_completed_init(weft_as_completed_t **it, weft_future_t *const *fs, size_t n, double timeout);
 
@@ -254,7 +267,15 @@ WEFT_API size_t weft_as_completed_remaining(const weft_as_completed_t *it);
  * result in *out (borrowed, valid until weft_as_completed_free; out may be
  * NULL), its error code or WEFT_ECANCELED; @p which (may be NULL) receives the
  * future that completed (borrowed; NULL after a timeout). WEFT_ETIMEDOUT when
- * the timeout passed first. WEFT_EINVALSTATE when nothing remains. If the
+ * the timeout passed first. WEFT_ESTOPASYNCITER when nothing remains (the end
+ * of the iteration), so it drives an `async for` loop:
+ *
+ *     int rc;
+ *     weft_value_t v;
+ *     WEFT_ASYNC_FOR_EACH(rc, weft_as_completed_next(it, &v, NULL)) {
+ *         if (rc == WEFT_ETIMEDOUT) break;   // TimeoutError ends the loop
+ *         ...                                // rc: this future's outcome
+ *     } If the
  * calling task is cancelled while waiting: WEFT_ECANCELED with @p which NULL,
  * and the step is not consumed. Also WEFT_ENOTCORO, WEFT_EINVAL.
  */
@@ -292,10 +313,11 @@ WEFT_API int weft_await_shielded(weft_future_t *inner, weft_value_t *out);
  * calling thread; otherwise tasks are scheduled normally (E5).
  * @return 0 or WEFT_EINVAL. Thread of the loop.
  *
- * Tasks created by weft's combinators (gather, as_completed, TaskGroup,
- * wait_for_coro) always honour it. Plain weft_create_task() honours it once
- * the core's weft_loop_create_task checks the loop's flag (pending change to
- * src/task.c: until then only the combinators do).
+ * Every task created on the loop honours it: weft_create_task,
+ * weft_loop_create_task and the tasks weft's combinators create (gather,
+ * as_completed, TaskGroup, wait_for_coro, ensure_future). Tasks started from
+ * a queue (weft_spawn, weft_spawn_on, run_coroutine_threadsafe) and the main
+ * task of weft_run / weft_runtime_run / weft_runner_run are never eager.
  */
 WEFT_API int weft_loop_set_eager_task_factory(weft_loop_t *loop, bool on);
 

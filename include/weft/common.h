@@ -5,7 +5,8 @@
  * Errors are negative int codes, libuv-style. Codes that have an errno
  * equivalent use it (WEFT_EINVAL == -EINVAL, the same value libuv uses for
  * UV_EINVAL), so codes coming out of libuv I/O pass through unchanged; weft's
- * own conditions use the range -3000 .. -3099. Any other negative value a
+ * own conditions use the range -5001 .. -5099 (outside errno's range and
+ * outside libuv's getaddrinfo codes). Any other negative value a
  * coroutine returns is the user's own error code and is passed through
  * untouched. 0 is success.
  */
@@ -13,6 +14,7 @@
 #define WEFT_COMMON_H
 
 #include <errno.h>
+#include <math.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -51,6 +53,8 @@ extern "C" {
 #define WEFT_ESHUTDOWN     (-5014)       /**< asyncio.QueueShutDown / executor or runtime shut down */
 #define WEFT_ENOTENTERED   (-5015)       /**< a scope (timeout, TaskGroup) used before enter or after exit */
 #define WEFT_ECALLBACK     (-5016)       /**< a callback failed (reported to the exception handler) */
+#define WEFT_ESTOPASYNCITER (-5017)      /**< StopAsyncIteration: an async generator or iteration is exhausted */
+#define WEFT_EGENEXIT      (-5018)       /**< GeneratorExit: thrown into an async generator by aclose() */
 
 /* TLS (weft/tls.h); each comes with OpenSSL's reason as the error message. */
 
@@ -80,6 +84,30 @@ WEFT_API const char *weft_strerror(int code);
 
 /** Symbolic name of a code ("WEFT_ECANCELED", "EPIPE", ...). Never NULL. Any thread. */
 WEFT_API const char *weft_err_name(int code);
+
+/**
+ * "No timeout" (asyncio's None) for every timeout and deadline argument in
+ * weft: +infinity. It is never spelled as a negative number: a negative
+ * timeout or delay means "expire now", as in asyncio (wait_for, wait,
+ * as_completed, timeout, sleep, call_later). NaN is WEFT_EINVAL where a
+ * timeout is taken.
+ */
+#define WEFT_NO_TIMEOUT ((double)INFINITY)
+
+/**
+ * `async for` in C. WEFT_ASYNC_FOR(rc, call) repeats its body while @p call
+ * returns 0 (an item); afterwards rc is WEFT_ESTOPASYNCITER (the normal end)
+ * or the error that ended the iteration:
+ *
+ *     WEFT_ASYNC_FOR(rc, weft_asyncgen_anext(gen, &v)) { use(v); }   // weft/asyncgen.h
+ *     if (rc != WEFT_ESTOPASYNCITER) return rc;
+ *
+ * WEFT_ASYNC_FOR_EACH(rc, call) runs its body for every outcome, errors
+ * included, until @p call returns WEFT_ESTOPASYNCITER (as_completed, where each
+ * item is a future's outcome). `break` leaves either loop.
+ */
+#define WEFT_ASYNC_FOR(rc, call) for (; ((rc) = (call)) == 0;)
+#define WEFT_ASYNC_FOR_EACH(rc, call) for (; ((rc) = (call)) != WEFT_ESTOPASYNCITER;)
 
 /* ---- values --------------------------------------------------------------------- */
 

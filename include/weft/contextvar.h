@@ -19,10 +19,12 @@
  * shared between threads (reference counts are atomic; snapshots are
  * immutable); a given context is changed only by the code running in it.
  *
- * Until the core stores a context in every task (pending change to
- * src/task.c), tasks created with plain weft_create_task() share their
- * thread's context; tasks created with weft_create_task_in_context() have
- * their own as described above.
+ * Every task has its own context: weft_create_task, weft_loop_create_task,
+ * weft_spawn and the combinators' tasks copy their creator's current context;
+ * weft_run_coroutine_threadsafe copies the submitting thread's;
+ * weft_to_thread / weft_run_in_executor / weft_executor_submit run the call in
+ * a copy of the caller's; weft_runner_run runs every main task in the
+ * runner's own context (shared between its runs).
  */
 #ifndef WEFT_CONTEXTVAR_H
 #define WEFT_CONTEXTVAR_H

@@ -21,21 +21,28 @@ typedef struct weft_future weft_future_t;
 
 /**
  * A cancellable reference to a scheduled callback (asyncio.Handle /
- * TimerHandle). Plain value, copy freely. Cancelling a handle whose callback
- * already ran (or was cancelled) is a harmless no-op. A handle must not be used
- * after its loop was freed.
+ * TimerHandle). Plain value, copy freely; fields are private. Cancelling a
+ * handle whose callback already ran (or was cancelled) is a harmless no-op. A
+ * handle must not be used after its loop was freed. A zeroed handle is valid
+ * and refers to nothing.
  */
 typedef struct weft_handle {
     void *h;
     uint64_t gen;
+    uint64_t when_ns;        /* TimerHandle.when() in loop ns; UINT64_MAX for a call_soon handle */
 } weft_handle_t;
 
 /** What the loop's exception handler receives (asyncio's context dict). */
 typedef struct weft_error_info {
     const char *message;     /**< what happened, e.g. "Exception in callback" */
     int code;                /**< the error code involved (0 if none) */
-    const char *detail;      /**< the error's own message, or NULL */
+    const char *detail;      /**< the error's own message (asyncio's exception text), or NULL. For a failed
+                                  callback: the message it attached with weft_raise() */
     weft_future_t *future;   /**< the future/task involved, or NULL (borrowed) */
+    weft_handle_t handle;    /**< context['handle']: the handle whose callback failed (zeroed if none). Its
+                                  use is over: weft_handle_cancelled() and weft_handle_when() still answer */
+    weft_callback_t callback; /**< that handle's callback, or NULL */
+    void *callback_arg;      /**< that callback's argument */
 } weft_error_info_t;
 
 typedef void (*weft_exception_handler_t)(weft_loop_t *loop, const weft_error_info_t *info, void *ud);
@@ -116,16 +123,34 @@ WEFT_API int weft_call_soon(weft_loop_t *loop, weft_callback_t cb, void *arg, we
 
 /** Schedule cb(arg) @p delay seconds from now (asyncio call_later). Timers
  *  fire by deadline, FIFO among equal deadlines. @return as weft_call_soon,
- *  plus WEFT_EINVAL for a NaN delay. A negative delay means "now". */
+ *  plus WEFT_EINVAL for a NaN delay. A negative delay is a deadline in the
+ *  past: due now, and before timers with a later deadline (as asyncio). */
 WEFT_API int weft_call_later(weft_loop_t *loop, double delay, weft_callback_t cb, void *arg, weft_handle_t *out);
 
 /** Schedule cb(arg) at loop time @p when seconds (asyncio call_at). */
 WEFT_API int weft_call_at(weft_loop_t *loop, double when, weft_callback_t cb, void *arg, weft_handle_t *out);
 
-/** Cancel a scheduled callback (Handle.cancel). Loop thread. A stale or
- *  zeroed handle is ignored. @return 1 if it was pending and is now cancelled,
- *  0 otherwise. */
+/** Cancel a scheduled callback (Handle.cancel). Loop thread. @return 1 if it
+ *  was pending and is now cancelled, 0 otherwise (it ran already: it is only
+ *  marked for weft_handle_cancelled(); a zeroed handle, a closed loop: nothing). */
 WEFT_API int weft_handle_cancel(weft_handle_t handle);
+
+/**
+ * Handle.cancelled(): true once weft_handle_cancel() was called on this use
+ * of the handle (through any copy), before or, as in asyncio, after its
+ * callback ran. False for a handle never cancelled and for a zeroed one. The
+ * record lives in the loop's pooled slot, which keeps the flag of its last 64
+ * uses (a slot whose use was cancelled is reused only after every other free
+ * slot): a handle whose slot served 64 newer callbacks since reads false, and
+ * cancelling it then records nothing. Loop thread.
+ */
+WEFT_API bool weft_handle_cancelled(weft_handle_t handle);
+
+/** TimerHandle.when(): the loop time (seconds, weft_loop_time's clock) the
+ *  callback was scheduled for, kept in the handle value itself (valid after
+ *  it ran or was cancelled). NaN for a call_soon handle (asyncio's Handle has
+ *  no when()) or a zeroed one. Any thread. */
+WEFT_API double weft_handle_when(weft_handle_t handle);
 
 /**
  * Schedule cb(arg) on @p loop from any thread, including threads weft did not

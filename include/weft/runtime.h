@@ -75,7 +75,9 @@ WEFT_API weft_runtime_t *weft_loop_runtime(const weft_loop_t *loop);
  * Run main(arg) as a task on worker 0 (on the calling thread) with workers
  * 1..N-1 on their own threads, until main is done; then shut the runtime down
  * (cancel what is left, let it finish, join the threads). Returns main's
- * outcome like weft_run (owned result moved to *out). A runtime runs once.
+ * outcome like weft_run (owned result moved to *out; main's failure message
+ * through weft_error_message() afterwards on this thread). Main is named by
+ * @p opts->name, else "Task-N". A runtime runs once.
  * @return also WEFT_EINVAL, WEFT_ENESTED (a loop runs on this thread),
  * WEFT_ECLOSED (already ran or shut down).
  */
@@ -141,10 +143,40 @@ WEFT_API int weft_runtime_stats(const weft_runtime_t *rt, int i, weft_loop_stats
 /** Print every worker's counters as a table to @p fp. Any thread. */
 WEFT_API void weft_runtime_print_stats(const weft_runtime_t *rt, FILE *fp);
 
-/* ---- concurrent futures: run_coroutine_threadsafe --------------------------- */
+/* ---- concurrent futures: run_coroutine_threadsafe, executors ---------------- */
 
-/** A thread-safe future (concurrent.futures.Future) tied to a task. */
+/**
+ * A thread-safe future (concurrent.futures.Future): made by
+ * weft_run_coroutine_threadsafe (tied to a task), weft_executor_submit (tied
+ * to a blocking call) or weft_cfuture_new (completed by you). Reference
+ * counted; every function on it may be called from any thread unless its doc
+ * says otherwise.
+ */
 typedef struct weft_cfuture weft_cfuture_t;
+
+/** concurrent.futures.Future(): a new pending concurrent future that you
+ *  complete with weft_cfuture_set_result / set_exception (one reference).
+ *  @return 0, WEFT_EINVAL, WEFT_ENOMEM. Any thread. */
+WEFT_API int weft_cfuture_new(weft_cfuture_t **out);
+
+/** Future.set_result(v) on a future from weft_cfuture_new: it owns @p v from
+ *  now on (dtor run when the last reference goes, unless a wrapping loop
+ *  future borrowed it). @return 0, WEFT_EINVAL, WEFT_EINVALSTATE (done
+ *  already; @p v stays yours), WEFT_ENOTTASK (a task's future: its outcome is
+ *  the task's). Any thread. */
+WEFT_API int weft_cfuture_set_result(weft_cfuture_t *cf, weft_value_t v);
+
+/** Future.set_exception: complete with error @p code (negative) and an
+ *  optional printf-style message. @return as weft_cfuture_set_result, and
+ *  WEFT_EINVAL for code >= 0. Any thread. */
+WEFT_API int weft_cfuture_set_exception(weft_cfuture_t *cf, int code, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+/** Take another reference. Returns @p cf. Any thread. */
+WEFT_API weft_cfuture_t *weft_cfuture_retain(weft_cfuture_t *cf);
 
 /**
  * Submit fn(arg) from any thread, including threads weft did not create
@@ -159,19 +191,41 @@ WEFT_API int weft_run_coroutine_threadsafe(weft_runtime_t *rt, weft_loop_t *loop
                                            const weft_task_opts_t *opts, weft_cfuture_t **out);
 
 /**
- * Block the calling plain thread until the task is done, at most @p timeout
- * seconds (negative or NaN = forever; a huge value such as INFINITY or 1e300
- * also waits forever, 0 or -0.0 only looks): 0 with the result (borrowed) in *out, the
- * task's error code, WEFT_ECANCELED, or WEFT_ETIMEDOUT. Must not be called on a
- * loop thread (it would block the loop): WEFT_EWRONGLOOP there; use
- * weft_cfuture_await instead. Any other thread.
+ * Future.result(timeout): block the calling plain thread until @p cf is done,
+ * at most @p timeout seconds (WEFT_NO_TIMEOUT, or any value too large for 64-bit
+ * nanoseconds such as 1e300: forever; <= 0: only look):
+ * 0 with the result (borrowed, valid while you hold @p cf) in *out, the error
+ * code, WEFT_ECANCELED, or WEFT_ETIMEDOUT; WEFT_EINVAL (cf NULL, timeout NaN).
+ * Must not be called on a loop thread (it would block the loop):
+ * WEFT_EWRONGLOOP there; use weft_cfuture_await instead. Any other thread.
  */
 WEFT_API int weft_cfuture_result(weft_cfuture_t *cf, double timeout, weft_value_t *out);
 
-/** Await the concurrent future from a task on any loop. @return as weft_await. */
+/**
+ * Future.exception(timeout): wait as weft_cfuture_result, then return 0 with
+ * *code = 0 (a result) or the error code, and *msg = the error's message
+ * (the task's weft_raise text, the blocking function's, or set_exception's;
+ * owned by @p cf, valid while you hold it; NULL if none); WEFT_ECANCELED if it
+ * was cancelled; WEFT_ETIMEDOUT; WEFT_EINVAL; WEFT_EWRONGLOOP (loop thread).
+ * code and msg may be NULL.
+ */
+WEFT_API int weft_cfuture_exception(weft_cfuture_t *cf, double timeout, int *code, const char **msg);
+
+/** The message of a done future's exception or cancellation (owned by @p cf),
+ *  or NULL (none, or not done). Never blocks. Any thread. */
+WEFT_API const char *weft_cfuture_message(weft_cfuture_t *cf);
+
+/** Await the concurrent future from a task on any loop. @return as weft_await
+ *  (result borrowed from @p cf; the error's message through
+ *  weft_error_message()). If the task is cancelled while waiting, @p cf is
+ *  cancelled too. */
 WEFT_API int weft_cfuture_await(weft_cfuture_t *cf, weft_value_t *out);
 
-/** Cancel: requests cancellation of the task. @return 1 if it was not done yet,
+/** Future.cancel(). For a task's future: requests cancellation of the task,
+ *  @return 1 if it was not done yet (it ends cancelled, or not, as the task
+ *  decides). For a submitted call: 1 if it was still queued (it will never
+ *  run; the future is cancelled), 0 if it is running or done (as
+ *  concurrent.futures). For weft_cfuture_new's: 1 and cancelled if pending.
  *  0 if already done, WEFT_EINVAL. Any thread. */
 WEFT_API int weft_cfuture_cancel(weft_cfuture_t *cf);
 
@@ -205,9 +259,10 @@ typedef struct weft_executor weft_executor_t;
  */
 WEFT_API int weft_executor_new(int max_threads, weft_executor_t **out);
 
-/** Shut the executor down: queued calls not started are dropped (their
- *  awaiters get WEFT_ECANCELED), running ones finish; joins the threads and
- *  frees it. Any thread except the executor's own. */
+/** Shut the executor down (Executor.shutdown(wait=True)): new calls are
+ *  refused (WEFT_ESHUTDOWN), calls already queued still run and running ones
+ *  finish; joins the threads and frees it. Any thread except the executor's
+ *  own. */
 WEFT_API void weft_executor_free(weft_executor_t *ex);
 
 /**
@@ -215,11 +270,21 @@ WEFT_API void weft_executor_free(weft_executor_t *ex);
  * and await its outcome from the current task (loop.run_in_executor). fn runs
  * in a copy of the caller's context variables (asyncio.to_thread). If the
  * awaiting task is cancelled, it gets WEFT_ECANCELED at once while the call
- * finishes in its thread and its result is dropped (dtor called).
+ * finishes in its thread and its result is dropped (dtor called). A message fn
+ * attaches to its error with weft_raise() reaches the awaiter through
+ * weft_error_message(). To start the call now and await it later, use
+ * weft_run_in_executor_future.
  * @return fn's status, WEFT_ECANCELED, WEFT_ENOTCORO, WEFT_EINVAL, WEFT_ENOMEM,
  * WEFT_ESHUTDOWN.
  */
 WEFT_API int weft_run_in_executor(weft_executor_t *ex, weft_blocking_fn fn, void *arg, weft_value_t *out);
+
+/** loop.set_default_executor(ex): the pool weft_to_thread, run_in_executor
+ *  and submit use on @p loop when given no executor (NULL restores weft's
+ *  default: the runtime's pool, or the process's for a standalone loop).
+ *  Borrowed: @p ex must outlive its use by the loop. @return 0, WEFT_EINVAL,
+ *  WEFT_ECLOSED, WEFT_EWRONGLOOP. Loop thread. */
+WEFT_API int weft_loop_set_default_executor(weft_loop_t *loop, weft_executor_t *ex);
 
 /** asyncio.to_thread: weft_run_in_executor on the default pool. */
 WEFT_API int weft_to_thread(weft_blocking_fn fn, void *arg, weft_value_t *out);
@@ -249,6 +314,39 @@ WEFT_API int weft_loop_index(const weft_loop_t *loop);
  *  worker: a task never changes loop once started), or -1 when no runtime
  *  loop runs here. Any thread. */
 WEFT_API int weft_current_worker(void);
+
+ * Executor.submit(fn, arg): queue fn(arg) on @p ex (NULL: the default pool of
+ * the runtime whose loop runs on this thread, else the process's) and return
+ * at once with a concurrent future for its outcome in *out (one reference).
+ * fn runs in a copy of the caller's context variables. It may attach a message
+ * to its error with weft_raise(); weft_cfuture_exception() reads it. Any
+ * thread, including plain threads and loop threads (never blocks).
+ * @return 0, WEFT_EINVAL (fn or out NULL), WEFT_ENOMEM, WEFT_ESHUTDOWN (the
+ * executor is shutting down).
+ */
+WEFT_API int weft_executor_submit(weft_executor_t *ex, weft_blocking_fn fn, void *arg, weft_cfuture_t **out);
+
+/**
+ * asyncio.wrap_future(cf): a new future of the running loop (*out, one
+ * reference) that completes like @p cf, whichever way cf was made (task,
+ * submit, weft_cfuture_new): same result (borrowed from @p cf: keep your
+ * reference to cf while you use it), error code and message, or cancellation.
+ * Cancelling the loop future (for instance because the task awaiting it is
+ * cancelled) cancels @p cf. Loop thread. @return 0, WEFT_EINVAL, WEFT_ENOLOOP,
+ * WEFT_ENOMEM.
+ */
+WEFT_API int weft_wrap_future(weft_cfuture_t *cf, weft_future_t **out);
+
+/**
+ * loop.run_in_executor(ex, fn, arg) as asyncio has it: start fn(arg) now and
+ * return a future of the running loop (*out, one reference) to await later
+ * (or never). Its result is owned by the future (moved from the call; the
+ * dtor runs with the future). Errors carry fn's weft_raise message.
+ * Cancelling the future cancels the call if it has not started (see
+ * weft_cfuture_cancel). Loop thread (need not be in a task). @return 0,
+ * WEFT_EINVAL, WEFT_ENOLOOP, WEFT_ENOMEM, WEFT_ESHUTDOWN.
+ */
+WEFT_API int weft_run_in_executor_future(weft_executor_t *ex, weft_blocking_fn fn, void *arg, weft_future_t **out);
 
 #ifdef __cplusplus
 }

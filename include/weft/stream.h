@@ -430,7 +430,7 @@ WEFT_API int weft_server_wait_closed(weft_server_t *s);
 
 /**
  * Graceful shutdown: close() (stop accepting), let the handlers finish for up
- * to @p timeout seconds (negative: no limit), then cancel the handlers still
+ * to @p timeout seconds (WEFT_NO_TIMEOUT: no limit; <= 0: none), then cancel the handlers still
  * running (their connections are closed at once) and wait until they ended.
  * Awaiting, from a task on any loop.
  *
@@ -444,7 +444,7 @@ WEFT_API int weft_server_wait_closed(weft_server_t *s);
  * @return the number of connections that were still open at the deadline and
  * were cancelled (0: everything ended in time); WEFT_ECANCELED if the calling
  * task was cancelled (the server is closed but handlers may still run);
- * WEFT_EINVAL; WEFT_ENOTCORO.
+ * WEFT_EINVAL (s NULL, timeout NaN); WEFT_ENOTCORO.
  */
 WEFT_API int weft_server_shutdown(weft_server_t *s, double timeout);
 

@@ -153,16 +153,21 @@ WEFT_API bool weft_cond_locked(const weft_cond_t *cond);
  */
 WEFT_API int weft_cond_wait(weft_cond_t *cond);
 
-/** A predicate for weft_cond_wait_for: true once the awaited state holds.
+/** A predicate for weft_cond_wait_for: returns 0 while the awaited state
+ *  does not hold (false), a positive value once it holds (true: the value is
+ *  what wait_for returns, as asyncio returns the predicate's result), or a
+ *  negative error code (the predicate "raised": wait_for returns it at once).
  *  Called with the Condition's Lock held (except a first call that returns
- *  true, which needs no lock, as in asyncio). */
-typedef bool (*weft_cond_pred_fn)(void *arg);
+ *  non-zero, which needs no lock, as in asyncio). */
+typedef int (*weft_cond_pred_fn)(void *arg);
 
 /**
- * Condition.wait_for(predicate): while pred(arg) is false, weft_cond_wait().
- * @return 0 once the predicate is true (with the Lock held, unless it was
- * true at the first call), or an error of weft_cond_wait (WEFT_ECANCELED with
- * the Lock held). WEFT_EINVAL for a NULL pred. Task on any loop.
+ * Condition.wait_for(predicate): while pred(arg) returns 0, weft_cond_wait().
+ * @return the predicate's first non-zero value: positive (true; the Lock is
+ * held, unless it was true at the first call) or the predicate's own error
+ * code; or an error of weft_cond_wait (WEFT_ECANCELED with the Lock held;
+ * WEFT_EINVALSTATE if the Lock is not held when a wait is needed).
+ * WEFT_EINVAL for a NULL cond or pred. Task on any loop.
  */
 WEFT_API int weft_cond_wait_for(weft_cond_t *cond, weft_cond_pred_fn pred, void *arg);
 

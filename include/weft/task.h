@@ -34,7 +34,8 @@ typedef weft_future_t weft_task_t;
 
 /** Options for task creation; NULL or zeroed fields mean defaults. */
 typedef struct weft_task_opts {
-    const char *name;    /**< copied; default "Task-N" */
+    const char *name;    /**< copied; default "Task-N", N from a process-wide counter that only unnamed
+                              tasks advance, taken at creation (asyncio's _task_name_counter) */
     bool eager_start;    /**< run the first step synchronously inside create_task (3.12 eager_start) */
     size_t stack_size;   /**< bytes, rounded up to pages; 0 = WEFT_DEFAULT_STACK_SIZE; min WEFT_MIN_STACK_SIZE */
     /** Destructor of the task's @c arg, or NULL. Once the task was created
@@ -93,8 +94,19 @@ WEFT_API weft_future_t *weft_task_awaiting(const weft_task_t *t);
 /** True if @p f is a task. */
 WEFT_API bool weft_is_task(const weft_future_t *f);
 
-/** The task running on this thread, or NULL (asyncio.current_task()). */
+/** The task running on this thread, or NULL: both inside a plain callback
+ *  and outside any running loop. Use weft_get_current_task() to tell the two
+ *  apart. Any thread. */
 WEFT_API weft_task_t *weft_current_task(void);
+
+/**
+ * asyncio.current_task(): 0 with *out = the task running on this thread, or
+ * *out = NULL when a loop runs here but no task does (a plain callback:
+ * asyncio returns None); WEFT_ENOLOOP (asyncio's RuntimeError "no running
+ * event loop", *out = NULL) when no loop runs on this thread; WEFT_EINVAL
+ * (out NULL). Any thread.
+ */
+WEFT_API int weft_get_current_task(weft_task_t **out);
 /** The task currently running on @p loop, or NULL (current_task(loop)). */
 WEFT_API weft_task_t *weft_loop_current_task(const weft_loop_t *loop);
 
@@ -120,7 +132,15 @@ WEFT_API int weft_yield(void);
 /**
  * Attach a message to the error code a coroutine is about to return and return
  * the code: `return weft_raise(MY_ERR, "bad id %d", id);`. The message becomes
- * the task's exception message. Outside a task it just returns @p code.
+ * the task's exception message. Also works in:
+ *  - a plain loop callback (call_soon, call_later, ...): when the callback
+ *    returns that code, the exception handler receives the message as
+ *    weft_error_info_t.detail;
+ *  - a blocking function run by weft_to_thread / weft_run_in_executor /
+ *    weft_executor_submit: the awaiter (weft_error_message()) or the
+ *    concurrent future (weft_cfuture_exception()) sees the message.
+ * The message counts only if the code returned equals @p code. Elsewhere it
+ * just returns @p code. A non-negative @p code is returned unchanged.
  */
 WEFT_API int weft_raise(int code, const char *fmt, ...)
 #if defined(__GNUC__)
@@ -128,15 +148,24 @@ WEFT_API int weft_raise(int code, const char *fmt, ...)
 #endif
     ;
 
-/** The message attached to the last error an await returned in the current
- *  task (a cancel message, an awaited task's exception message), or NULL.
- *  Valid until the task's next await. */
+/**
+ * The message of the last error, or NULL:
+ *  - inside a task: the message attached to the last error an await returned
+ *    (a cancel message, an awaited task's exception message); valid until
+ *    the task's next await;
+ *  - outside a task: the message of main's failure in the last weft_run /
+ *    weft_runtime_run / weft_runner_run on this thread (asyncio.run
+ *    re-raising main's exception with its text): NULL if it succeeded or the
+ *    error had no message; valid until the next of those calls on this thread
+ *    (the code is what that call returned). Per thread.
+ */
 WEFT_API const char *weft_error_message(void);
 
 /** Options of weft_run (NULL for defaults). */
 typedef struct weft_run_opts {
     bool debug;        /**< debug mode on every loop (see weft/debug.h) */
-    const char *name;  /**< the main task's name (default "main") */
+    const char *name;  /**< the main task's name; NULL: "Task-N" like every unnamed task (asyncio.run's
+                            main is Task-1 in a fresh process); set "main" to keep the old name */
     size_t stack_size; /**< the main task's stack size */
 } weft_run_opts_t;
 
@@ -145,7 +174,14 @@ typedef struct weft_run_opts {
  * cancel the tasks still pending and let them finish, close the loop. Returns
  * main's outcome (0 with its result in *out, the owned value moved to the caller;
  * its error code; WEFT_ECANCELED) or WEFT_ENESTED when called from a thread
- * whose loop is running, WEFT_EINVAL for a NULL main.
+ * whose loop is running, WEFT_EINVAL for a NULL main. When main failed,
+ * weft_error_message() called afterwards on this thread (outside any task)
+ * returns its message:
+ *
+ *     int rc = weft_run(main_coro, NULL, NULL, NULL);
+ *     if (rc < 0)
+ *         fprintf(stderr, "%s: %s\n", weft_err_name(rc),
+ *                 weft_error_message() ? weft_error_message() : weft_strerror(rc));
  */
 WEFT_API int weft_run(weft_coro_fn main, void *arg, const weft_run_opts_t *opts, weft_value_t *out);
 

@@ -8,10 +8,13 @@
  *     weft_taskgroup_create_task(&tg, NULL, fetch, &a, NULL);
  *     weft_taskgroup_create_task(&tg, NULL, fetch, &b, NULL);
  *     rc = weft_taskgroup_exit(&tg, rc);   // waits for every child
- *     if (rc == WEFT_EGROUP) {
+ *     if (rc == WEFT_EGROUP) {                 // except* / except ExceptionGroup as eg:
  *         const weft_errgroup_t *eg = weft_taskgroup_errors(&tg);
- *         for (size_t i = 0; i < weft_errgroup_count(eg); i++)
- *             printf("%s: %s\n", weft_errgroup_task_name(eg, i), weft_errgroup_message(eg, i));
+ *         size_t n;
+ *         const weft_exception_t *ex = weft_errgroup_exceptions(eg, &n);   // eg.exceptions
+ *         printf("%s\n", weft_errgroup_group_message(eg));                // eg.message
+ *         for (size_t i = 0; i < n; i++)
+ *             printf("%s: %s\n", ex[i].task_name, ex[i].message);
  *     }
  *     weft_taskgroup_free(&tg);             // frees the collected errors
  *
@@ -57,6 +60,14 @@ extern "C" {
 /** The errors collected by a TaskGroup (ExceptionGroup's equivalent). */
 typedef struct weft_errgroup weft_errgroup_t;
 
+/** One sub-error of a group (one entry of ExceptionGroup.exceptions). The
+ *  strings are owned by the group. */
+typedef struct weft_exception {
+    int code;                /**< the error code */
+    const char *message;     /**< its message (str(exc)), or NULL */
+    const char *task_name;   /**< the task that raised it (the owner's name for the block's own error) */
+} weft_exception_t;
+
 struct weft__tg_child;
 
 /** A task group. Fields are private; zero-initialise it (`= {0}`) to have
@@ -64,6 +75,8 @@ struct weft__tg_child;
 typedef struct weft_taskgroup {
     uint32_t magic;
     uint8_t entered, exiting, aborting, parent_cancel_requested;
+    const struct weft_taskgroup *self;   /* with magic and owner: detects a second enter */
+    uint64_t owner;                      /* id of the owner task */
     weft_loop_t *loop;
     weft_task_t *parent;                 /* borrowed: the owner task */
     struct weft__tg_child *children;     /* live children (each with a reference) */
@@ -74,12 +87,14 @@ typedef struct weft_taskgroup {
 
 /**
  * `async with TaskGroup()`: enter the group; the current task becomes its
- * owner. Enter initialises *tg without reading it (it is usually fresh stack
- * memory), so entering a group that is still open is not detected (asyncio's
- * "has already been entered"): don't. A struct may be entered again after
- * exit returned and weft_taskgroup_free() was called.
- * @return 0, WEFT_EINVAL (tg NULL), WEFT_ENOTCORO (no current task: "cannot
- * determine the parent task"; *tg is then zeroed).
+ * owner. Entering a group that this task entered and whose exit has not
+ * returned yet is asyncio's "TaskGroup has already been entered":
+ * WEFT_EINVALSTATE, and the open group is left untouched. Otherwise *tg is
+ * initialised (it is usually fresh stack memory, which may hold an old group
+ * of another call: that is not an error). A struct may be entered again
+ * after exit returned and weft_taskgroup_free() was called.
+ * @return 0, WEFT_EINVAL (tg NULL), WEFT_EINVALSTATE (already entered),
+ * WEFT_ENOTCORO (no current task: "cannot determine the parent task").
  */
 WEFT_API int weft_taskgroup_enter(weft_taskgroup_t *tg);
 
@@ -146,6 +161,13 @@ WEFT_API int weft_errgroup_code(const weft_errgroup_t *eg, size_t i);
 WEFT_API const char *weft_errgroup_message(const weft_errgroup_t *eg, size_t i);
 /** Name of the task that raised error @p i (owned by the group), or NULL when out of range. */
 WEFT_API const char *weft_errgroup_task_name(const weft_errgroup_t *eg, size_t i);
+/** ExceptionGroup.message: the group's own message, "unhandled errors in a
+ *  TaskGroup (N sub-exceptions)" (owned by the group), or NULL for NULL. */
+WEFT_API const char *weft_errgroup_group_message(const weft_errgroup_t *eg);
+/** ExceptionGroup.exceptions: the sub-errors in the order they were collected
+ *  (borrowed array owned by the group, valid until it is freed), and their
+ *  number in *n (may be NULL); NULL when there are none. Any thread. */
+WEFT_API const weft_exception_t *weft_errgroup_exceptions(const weft_errgroup_t *eg, size_t *n);
 /** Free an error group taken with weft_taskgroup_take_errors. NULL is ignored. Any thread. */
 WEFT_API void weft_errgroup_free(weft_errgroup_t *eg);
 

@@ -21,14 +21,21 @@
  * (CPython 3.12 timeouts.py). Any other status passes through unchanged.
  *
  * Deadlines are loop times in seconds (weft_loop_time()). "No deadline"
- * (asyncio's None) is any negative value or NaN; WEFT_TIMEOUT_NEVER spells it.
- * A scope without a deadline can be given one later with reschedule().
+ * (asyncio's None) is WEFT_TIMEOUT_NEVER (== WEFT_NO_TIMEOUT, +infinity). A
+ * negative delay, like 0, expires at once (the next iteration), as in asyncio;
+ * NaN is WEFT_EINVAL. A scope without a deadline can be given one later with
+ * reschedule().
  *
  * The weft_timeout_t lives in the caller's frame; its fields are private.
  * enter and exit must be called by the same task, and exit must be called
  * before the frame holding the struct ends (a timer refers to it until then).
- * A zero-initialised struct is "created": exit/reschedule report
- * WEFT_ENOTENTERED for it. All functions: the task's loop thread.
+ * Entering a scope that this task entered and has not left yet returns
+ * WEFT_EINVALSTATE ("Timeout has already been entered") and changes nothing:
+ * its timer stays the one armed. A scope that was left may be entered again
+ * (asyncio forbids it, but C reuses stack memory: a fresh struct in a new
+ * call often holds an old scope). A zero-initialised struct is "created":
+ * exit/reschedule report WEFT_ENOTENTERED for it. All functions: the task's
+ * loop thread.
  */
 #ifndef WEFT_TIMEOUT_H
 #define WEFT_TIMEOUT_H
@@ -41,8 +48,8 @@
 extern "C" {
 #endif
 
-/** "No deadline" (asyncio's None). Any negative value or NaN means the same. */
-#define WEFT_TIMEOUT_NEVER (-1.0)
+/** "No deadline" (asyncio's None): the same value as WEFT_NO_TIMEOUT (+infinity). */
+#define WEFT_TIMEOUT_NEVER WEFT_NO_TIMEOUT
 
 /** Scope states (asyncio's _State). */
 typedef enum weft_timeout_state {
@@ -55,7 +62,10 @@ typedef enum weft_timeout_state {
 
 /** A timeout scope. Fields are private. */
 typedef struct weft_timeout {
+    uint32_t magic;            /* set while entered: with self and owner, detects a second enter */
     int state;                 /* weft_timeout_state_t */
+    const struct weft_timeout *self;
+    uint64_t owner;            /* id of the task that entered */
     int cancelling;            /* the task's cancelling() at entry */
     double when;               /* deadline (loop seconds), < 0 = none */
     weft_task_t *task;         /* borrowed: the task that entered */
@@ -66,16 +76,18 @@ typedef struct weft_timeout {
 
 /**
  * Enter a timeout scope that expires @p delay seconds from now (asyncio
- * `async with timeout(delay)`); negative/NaN: no deadline. A delay of 0
+ * `async with timeout(delay)`); WEFT_NO_TIMEOUT: no deadline. A delay <= 0
  * expires at the next loop iteration (the block sees WEFT_ECANCELED at its
- * first await). @return 0, WEFT_EINVAL (to NULL), WEFT_ENOTCORO (not inside a
- * task: "Timeout should be used inside a task"), WEFT_ENOMEM.
+ * first await). @return 0, WEFT_EINVAL (to NULL, delay NaN), WEFT_ENOTCORO (not
+ * inside a task: "Timeout should be used inside a task"), WEFT_EINVALSTATE
+ * (this task entered @p to already and has not left it: "Timeout has already
+ * been entered"; nothing changes), WEFT_ENOMEM.
  */
 WEFT_API int weft_timeout_enter(weft_timeout_t *to, double delay);
 
-/** Enter with an absolute deadline @p when in loop time (asyncio timeout_at);
- *  a deadline already past expires at the next iteration. Returns as
- *  weft_timeout_enter. */
+/** Enter with an absolute deadline @p when in loop time (asyncio timeout_at;
+ *  WEFT_TIMEOUT_NEVER: none); a deadline already past (negative included)
+ *  expires at the next iteration. Returns as weft_timeout_enter. */
 WEFT_API int weft_timeout_enter_at(weft_timeout_t *to, double when);
 
 /**
@@ -94,8 +106,8 @@ WEFT_API int weft_timeout_exit(weft_timeout_t *to, int rc);
 
 /**
  * Timeout.reschedule(when): move the deadline to @p when (loop time;
- * negative/NaN: none). A deadline at or before now fires at the next
- * iteration. @return 0, WEFT_EINVAL, WEFT_ENOTENTERED (not entered yet: "Timeout
+ * WEFT_TIMEOUT_NEVER: none). A deadline at or before now fires at the next
+ * iteration. @return 0, WEFT_EINVAL (to NULL, when NaN), WEFT_ENOTENTERED (not entered yet: "Timeout
  * has not been entered"), WEFT_EINVALSTATE (expiring or left: "Cannot change
  * state of ... Timeout"), WEFT_ENOMEM.
  */

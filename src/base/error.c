@@ -24,6 +24,8 @@ static const struct {
     { WEFT_ESHUTDOWN, "WEFT_ESHUTDOWN", "shut down" },
     { WEFT_ENOTENTERED, "WEFT_ENOTENTERED", "scope not entered, or already exited" },
     { WEFT_ECALLBACK, "WEFT_ECALLBACK", "a callback failed" },
+    { WEFT_ESTOPASYNCITER, "WEFT_ESTOPASYNCITER", "end of asynchronous iteration (StopAsyncIteration)" },
+    { WEFT_EGENEXIT, "WEFT_EGENEXIT", "asynchronous generator closed (GeneratorExit)" },
     { -5070 /* WEFT_ERESOLVE, weft/stream.h */, "WEFT_ERESOLVE", "host name resolution failed" },
     { WEFT_ETLS, "WEFT_ETLS", "TLS protocol error" },
     { WEFT_ECERT, "WEFT_ECERT", "TLS certificate verification failed" },

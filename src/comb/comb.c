@@ -31,6 +31,25 @@ int weft__comb_create_task(weft_loop_t *loop, weft_task_t **out, weft_coro_fn fn
     return weft_loop_create_task(loop, out, fn, arg, opts);
 }
 
+int weft_ensure_future(const weft_awaitable_t *aw, weft_future_t **out)
+{
+    if (out)
+        *out = NULL;
+    if (!aw || !out || !aw->future == !aw->fn)
+        return WEFT_EINVAL;
+    if (aw->future) {
+        *out = weft_future_retain(aw->future);
+        return 0;
+    }
+    weft_loop_t *l = weft__thread()->running;
+    if (!l)
+        return WEFT_ENOLOOP;
+    weft_task_opts_t o = { .name = aw->name };
+    return weft__comb_create_task(l, out, aw->fn, aw->arg, &o);
+}
+
+bool weft_isfuture(const weft_awaitable_t *aw) { return aw && aw->future && !aw->fn; }
+
 /* ---- waiting ------------------------------------------------------------------ */
 
 static bool wait_cancel(weft__task_t *t, const char *msg)

@@ -15,8 +15,9 @@
 /* The current task, or NULL outside a task. */
 static inline weft__task_t *weft__comb_current(void) { return weft__thread()->task; }
 
-/* asyncio's None for timeouts / deadlines: negative or NaN. */
-static inline bool weft__no_timeout(double t) { return isnan(t) || t < 0; }
+/* asyncio's None for timeouts / deadlines: WEFT_NO_TIMEOUT (+infinity). A
+ * negative timeout is not None: it expires at once, as 0 does. */
+static inline bool weft__no_timeout(double t) { return isinf(t) && t > 0; }
 
 /* Create a task for a combinator (ensure_future / TaskGroup.create_task) on
  * @loop: with the loop's eager task factory applied. Loop thread. */

@@ -15,15 +15,10 @@ struct weft__tg_child {
     weft_task_t *task;
 };
 
-typedef struct errent {
-    int code;
-    char *msg;
-    char *name;
-} errent_t;
-
 struct weft_errgroup {
     size_t n, cap;
-    errent_t *e;
+    weft_exception_t *e;      /* strings owned (allocated here) */
+    char *message;            /* the group's own message (ExceptionGroup.message) */
 };
 
 static int eg_add(weft_errgroup_t **pg, int code, const char *msg, const char *name)
@@ -36,13 +31,13 @@ static int eg_add(weft_errgroup_t **pg, int code, const char *msg, const char *n
     }
     if (eg->n == eg->cap) {
         size_t cap = eg->cap ? eg->cap * 2 : 4;
-        errent_t *e = realloc(eg->e, cap * sizeof *e);
+        weft_exception_t *e = realloc(eg->e, cap * sizeof *e);
         if (!e)
             return WEFT_ENOMEM;
         eg->e = e;
         eg->cap = cap;
     }
-    eg->e[eg->n++] = (errent_t){ code, weft__strdup(msg), weft__strdup(name) };
+    eg->e[eg->n++] = (weft_exception_t){ code, weft__strdup(msg), weft__strdup(name) };
     return 0;
 }
 
@@ -51,10 +46,11 @@ void weft_errgroup_free(weft_errgroup_t *eg)
     if (!eg)
         return;
     for (size_t i = 0; i < eg->n; i++) {
-        free(eg->e[i].msg);
-        free(eg->e[i].name);
+        free((char *)(uintptr_t)eg->e[i].message);
+        free((char *)(uintptr_t)eg->e[i].task_name);
     }
     free(eg->e);
+    free(eg->message);
     free(eg);
 }
 
@@ -64,12 +60,21 @@ int weft_errgroup_code(const weft_errgroup_t *eg, size_t i) { return eg && i < e
 
 const char *weft_errgroup_message(const weft_errgroup_t *eg, size_t i)
 {
-    return eg && i < eg->n ? eg->e[i].msg : NULL;
+    return eg && i < eg->n ? eg->e[i].message : NULL;
 }
 
 const char *weft_errgroup_task_name(const weft_errgroup_t *eg, size_t i)
 {
-    return eg && i < eg->n ? eg->e[i].name : NULL;
+    return eg && i < eg->n ? eg->e[i].task_name : NULL;
+}
+
+const char *weft_errgroup_group_message(const weft_errgroup_t *eg) { return eg ? eg->message : NULL; }
+
+const weft_exception_t *weft_errgroup_exceptions(const weft_errgroup_t *eg, size_t *n)
+{
+    if (n)
+        *n = eg ? eg->n : 0;
+    return eg && eg->n ? eg->e : NULL;
 }
 
 /* ---- the group ------------------------------------------------------------------ */
@@ -77,8 +82,9 @@ const char *weft_errgroup_task_name(const weft_errgroup_t *eg, size_t i)
 static bool tg_valid(const weft_taskgroup_t *tg) { return tg && tg->magic == TG_MAGIC && tg->entered; }
 
 /* The struct is usually fresh stack memory, which may hold a stale group
- * (same frame layout, earlier call): enter initialises it without looking,
- * so asyncio's "has already been entered" is not detected. */
+ * (same frame layout, earlier call, maybe another task): only a group this
+ * very task entered at this address and has not finished leaving counts as
+ * "already entered". */
 int weft_taskgroup_enter(weft_taskgroup_t *tg)
 {
     if (!tg)
@@ -86,8 +92,13 @@ int weft_taskgroup_enter(weft_taskgroup_t *tg)
     weft__task_t *t = weft__comb_current();
     if (!t)
         return WEFT_ENOTCORO;      /* "cannot determine the parent task" */
+    if (tg->magic == TG_MAGIC && tg->self == tg && tg->owner == t->id && tg->entered &&
+        (!tg->exiting || tg->ntasks || tg->waiter))
+        return WEFT_EINVALSTATE;   /* "TaskGroup has already been entered" */
     memset(tg, 0, sizeof *tg);
     tg->magic = TG_MAGIC;
+    tg->self = tg;
+    tg->owner = t->id;
     tg->entered = 1;
     tg->loop = t->fut.loop;
     tg->parent = &t->fut;
@@ -271,7 +282,11 @@ int weft_taskgroup_exit(weft_taskgroup_t *tg, int rc)
             weft_task_cancel(tg->parent, NULL);
         }
         size_t n = tg->errors->n;
-        return weft_raise(WEFT_EGROUP, "unhandled errors in a TaskGroup (%zu sub-exception%s)", n, n == 1 ? "" : "s");
+        char buf[96];
+        snprintf(buf, sizeof buf, "unhandled errors in a TaskGroup (%zu sub-exception%s)", n, n == 1 ? "" : "s");
+        free(tg->errors->message);
+        tg->errors->message = weft__strdup(buf);
+        return weft_raise(WEFT_EGROUP, "%s", buf);
     }
     return rc;
 }

@@ -8,6 +8,8 @@
 #include "comb/comb.h"
 #include "debug/debug.h"
 
+#define TO_MAGIC 0x544d4f55u
+
 static int on_timeout(void *arg)
 {
     weft_timeout_t *to = arg;
@@ -43,19 +45,29 @@ static int arm(weft_timeout_t *to)
 
 static int enter(weft_timeout_t *to, double when, bool relative)
 {
-    if (!to)
+    if (!to || isnan(when))
         return WEFT_EINVAL;
     weft__task_t *t = weft__comb_current();
     if (!t) {   /* "Timeout should be used inside a task" */
         memset(to, 0, sizeof *to);
         return WEFT_ENOTCORO;
     }
+    /* "Timeout has already been entered": this task's scope, still open.
+     * Re-arming it would orphan its timer, which would later fire into this
+     * memory. (Stale stack memory of another task or of a left scope fails
+     * one of the checks and is simply overwritten.) */
+    if (to->magic == TO_MAGIC && to->self == to && to->owner == t->id &&
+        (to->state == WEFT_TIMEOUT_ACTIVE || to->state == WEFT_TIMEOUT_EXPIRING))
+        return WEFT_EINVALSTATE;
     weft_loop_t *loop = t->fut.loop;
     if (weft__no_timeout(when))
         when = WEFT_TIMEOUT_NEVER;
     else if (relative)
         when += weft_loop_time(loop);
     *to = (weft_timeout_t){
+        .magic = TO_MAGIC,
+        .self = to,
+        .owner = t->id,
         .state = WEFT_TIMEOUT_ACTIVE,
         .cancelling = weft_task_cancelling(&t->fut),
         .when = when,
@@ -98,7 +110,7 @@ int weft_timeout_exit(weft_timeout_t *to, int rc)
 
 int weft_timeout_reschedule(weft_timeout_t *to, double when)
 {
-    if (!to)
+    if (!to || isnan(when))
         return WEFT_EINVAL;
     if (to->state == WEFT_TIMEOUT_CREATED)   /* "Timeout has not been entered" */
         return WEFT_ENOTENTERED;

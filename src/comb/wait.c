@@ -69,6 +69,8 @@ int weft_wait(weft_future_t *const *fs, size_t n, double timeout, int return_whe
     if (npending)
         *npending = 0;
     weft__task_t *t = weft__comb_current();
+    if (isnan(timeout))
+        return t ? WEFT_EINVAL : WEFT_ENOTCORO;
     if (!t)
         return WEFT_ENOTCORO;
     if (!fs || n == 0)   /* "Set of Tasks/Futures is empty." */
@@ -210,11 +212,11 @@ int weft_wait_for(weft_future_t *f, double timeout, weft_value_t *out)
     weft__task_t *t = weft__comb_current();
     if (!t)
         return WEFT_ENOTCORO;
-    if (!f)
+    if (!f || isnan(timeout))
         return WEFT_EINVAL;
     if (weft__no_timeout(timeout))   /* async with timeout(None): return await fut */
         return weft__comb_await(f, out);
-    if (timeout == 0) {
+    if (timeout <= 0) {
         if (weft_future_done(f))
             return weft__comb_outcome(t, f, out);
         weft_future_retain(f);
@@ -240,11 +242,11 @@ int weft_wait_for_coro(weft_coro_fn fn, void *arg, double timeout, weft_value_t 
     weft__task_t *t = weft__comb_current();
     if (!t)
         return WEFT_ENOTCORO;
-    if (!fn)
+    if (!fn || isnan(timeout))
         return WEFT_EINVAL;
     weft_value_t v = { .p = NULL };
     int rc;
-    if (timeout == 0) {
+    if (timeout <= 0) {
         /* fut = ensure_future(coro): a task, which normally has not started yet */
         weft_task_t *task;
         if ((rc = weft__comb_create_task(t->fut.loop, &task, fn, arg, NULL)) < 0)
@@ -369,6 +371,8 @@ static int ac_init(weft_as_completed_t **out, weft_future_t *const *fs, const we
     if (!out)
         return WEFT_EINVAL;
     *out = NULL;
+    if (isnan(timeout))
+        return WEFT_EINVAL;
     weft_loop_t *loop = weft__thread()->running;
     if (!loop)
         return WEFT_ENOLOOP;
@@ -461,7 +465,7 @@ int weft_as_completed_next(weft_as_completed_t *it, weft_value_t *out, weft_futu
     if (!t)
         return WEFT_ENOTCORO;
     if (!it->remaining)
-        return WEFT_EINVALSTATE;
+        return WEFT_ESTOPASYNCITER;   /* exhausted: the end of an async for */
     while (!it->qlen) {   /* f = await done.get() */
         it->waiter = t;
         int rc = weft__comb_wait(t, WEFT__W_OTHER, it);

@@ -388,6 +388,25 @@ int weft_context_run(weft_context_t *ctx, int (*fn)(void *arg), void *arg)
 /* ---- tasks in a context ----------------------------------------------------------- */
 
 
+int weft__loop_create_task_in_context(weft_loop_t *loop, weft_task_t **out, weft_coro_fn fn, void *arg,
+                                      const weft_task_opts_t *opts, weft_context_t *ctx)
+{
+    if (!ctx)
+        return weft_loop_create_task(loop, out, fn, arg, opts);
+    bool *isset;
+    weft_context_t **ov = override_slot(&isset);
+    *ov = weft_context_retain(ctx);
+    *isset = true;
+    int rc = weft_loop_create_task(loop, out, fn, arg, opts);
+    ov = override_slot(&isset);
+    if (*isset) {   /* not consumed: creation failed before the task existed */
+        weft_context_release(*ov);
+        *ov = NULL;
+        *isset = false;
+    }
+    return rc;
+}
+
 int weft_create_task_in_context(weft_task_t **out, weft_coro_fn fn, void *arg, const weft_task_opts_t *opts,
                                 weft_context_t *ctx)
 {

@@ -145,6 +145,11 @@ static weft__handle_t *ready_pop(weft_loop_t *l)
 weft__handle_t *weft__handle_new(weft_loop_t *l)
 {
     weft__handle_t *h = l->hfree;
+    if (WEFT__UNLIKELY(!h) && l->hcold) {
+        l->hfree = l->hcold;
+        l->hcold = NULL;
+        h = l->hfree;
+    }
     if (WEFT__UNLIKELY(!h)) {
         void **chunks = realloc(l->hchunks, (l->nhchunks + 1) * sizeof *chunks);
         if (!chunks)
@@ -166,15 +171,34 @@ weft__handle_t *weft__handle_new(weft_loop_t *l)
     l->hfree = h->next;
     h->next = NULL;
     h->flags = WEFT__H_POOLED;
+    h->cancel_bits &= ~((uint64_t)1 << (h->gen & 63));   /* a new use, not cancelled */
     return h;
 }
 
 static void handle_recycle(weft_loop_t *l, weft__handle_t *h)
 {
+    bool cancelled = h->flags & WEFT__H_CANCELLED;
     h->gen++;
     h->flags = WEFT__H_POOLED;
-    h->next = l->hfree;
-    l->hfree = h;
+    if (WEFT__UNLIKELY(cancelled)) {
+        h->next = l->hcold;
+        l->hcold = h;
+    } else {
+        h->next = l->hfree;
+        l->hfree = h;
+    }
+}
+
+/* asyncio's context for a failed callback: the handle (its use that just ran)
+ * and the message the callback attached with weft_raise. */
+static void report_callback(weft_loop_t *l, int rc, char *msg, weft_handle_t hd, weft_callback_t cb, void *arg)
+{
+    weft_error_info_t info = {
+        .message = "Exception in callback", .code = rc, .detail = msg, .handle = hd, .callback = cb,
+        .callback_arg = arg,
+    };
+    weft_loop_call_exception_handler(l, &info);
+    free(msg);
 }
 
 static void user_dispatch(weft__handle_t *h)
@@ -182,10 +206,13 @@ static void user_dispatch(weft__handle_t *h)
     weft_loop_t *l = h->loop;
     weft_callback_t cb = h->u.user.cb;
     void *arg = h->u.user.arg;
+    weft_handle_t hd = { .h = h, .gen = h->gen, .when_ns = (h->flags & WEFT__H_TIMER_USE) ? h->when : UINT64_MAX };
     handle_recycle(l, h);
+    weft__raise_capture_begin();
     int rc = cb(arg);
+    char *msg = weft__raise_capture_end(rc);
     if (rc < 0)
-        weft__report(l, "Exception in callback", rc, NULL, NULL);
+        report_callback(l, rc, msg, hd, cb, arg);
 }
 
 static int schedule(weft_loop_t *l, bool timer, uint64_t when, weft_callback_t cb, void *arg, weft_handle_t *out,
@@ -203,6 +230,7 @@ static int schedule(weft_loop_t *l, bool timer, uint64_t when, weft_callback_t c
     h->u.user.cb = cb;
     h->u.user.arg = arg;
     if (timer) {
+        h->flags |= WEFT__H_TIMER_USE;
         if ((rc = weft__timer_start(l, h, when)) < 0) {
             handle_recycle(l, h);
             return rc;
@@ -213,6 +241,7 @@ static int schedule(weft_loop_t *l, bool timer, uint64_t when, weft_callback_t c
     if (out) {
         out->h = h;
         out->gen = h->gen;
+        out->when_ns = timer ? when : UINT64_MAX;
     }
     return 0;
 }
@@ -233,19 +262,54 @@ int weft_call_later(weft_loop_t *loop, double delay, weft_callback_t cb, void *a
 {
     if (isnan(delay))
         return WEFT_EINVAL;
-    return schedule(loop, true, weft__deadline_ns(weft__now_ns(), delay), cb, arg, out, __func__);
+    uint64_t now = weft__now_ns(), when;
+    if (!(delay < 0)) {
+        when = weft__deadline_ns(now, delay);   /* saturates: a huge delay is "never" */
+    } else {   /* a deadline in the past (asyncio keeps it: earlier ones run first) */
+        uint64_t back = weft__secs_to_ns(-delay);
+        when = back < now ? now - back : 0;
+    }
+    return schedule(loop, true, when, cb, arg, out, __func__);
+}
+
+bool weft_handle_cancelled(weft_handle_t handle)
+{
+    const weft__handle_t *h = handle.h;
+    if (!h || !(h->flags & WEFT__H_POOLED))
+        return false;
+    if (h->gen == handle.gen)
+        return (h->flags & WEFT__H_CANCELLED) != 0;
+    if (h->gen - handle.gen >= 64)
+        return false;   /* the slot was reused 64 times since: no record left */
+    return (h->cancel_bits >> (handle.gen & 63)) & 1;
+}
+
+double weft_handle_when(weft_handle_t handle)
+{
+    return handle.h && handle.when_ns != UINT64_MAX ? (double)handle.when_ns / 1e9 : NAN;
 }
 
 int weft_handle_cancel(weft_handle_t handle)
 {
     weft__handle_t *h = handle.h;
-    if (!h || h->gen != handle.gen || !(h->flags & WEFT__H_POOLED) || (h->flags & WEFT__H_CANCELLED))
+    if (!h || !(h->flags & WEFT__H_POOLED))
         return 0;
     weft_loop_t *l = h->loop;
     if (ck_pr_load_uint(&l->flags) & WEFT__L_CLOSED)
         return 0;
+    if (h->gen != handle.gen) {
+        /* already ran (or ran and was reused): nothing to stop, but asyncio's
+         * Handle.cancelled() is True from now on */
+        if (h->gen - handle.gen < 64)
+            h->cancel_bits |= (uint64_t)1 << (handle.gen & 63);
+        return 0;
+    }
+    if (h->flags & WEFT__H_CANCELLED)
+        return 0;
+    h->cancel_bits |= (uint64_t)1 << (h->gen & 63);
     if (h->flags & WEFT__H_TIMER) {
         weft__timer_cancel(l, h);
+        h->flags |= WEFT__H_CANCELLED;
         handle_recycle(l, h);
         return 1;
     }
@@ -305,9 +369,13 @@ static void msg_callback(weft_loop_t *l, weft__msg_t *m)
     }
     weft__handle_t *h = weft__handle_new(l);
     if (!h) {   /* out of memory: run it now rather than lose it */
+        weft__raise_capture_begin();
         int rc = m->cb(m->a);
+        char *msg = weft__raise_capture_end(rc);
         if (rc < 0)
-            weft__report(l, "Exception in callback", rc, NULL, NULL);
+            report_callback(l, rc, msg, (weft_handle_t){ .h = NULL, .gen = 0, .when_ns = UINT64_MAX }, m->cb, m->a);
+        else
+            free(msg);
     } else {
         h->fn = user_dispatch;
         h->u.user.cb = m->cb;
@@ -626,6 +694,12 @@ static void default_handler(weft_loop_t *loop, const weft_error_info_t *info, vo
         fprintf(stderr, ": %s", info->detail);
     if (tn)
         fprintf(stderr, " [task '%s']", tn);
+    if (info->callback) {
+        uintptr_t fp;
+        memcpy(&fp, &info->callback, sizeof fp < sizeof info->callback ? sizeof fp : sizeof info->callback);
+        fprintf(stderr, " [handle: callback %#jx(%p)%s]", (uintmax_t)fp, info->callback_arg,
+                weft_handle_cancelled(info->handle) ? " cancelled" : "");
+    }
     fputc('\n', stderr);
 }
 

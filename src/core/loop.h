@@ -27,6 +27,7 @@ enum {
     WEFT__H_TIMER = 2,      /* in the timer heap */
     WEFT__H_CANCELLED = 4,  /* skip when its turn comes */
     WEFT__H_POOLED = 8,     /* a user handle from the loop's pool */
+    WEFT__H_TIMER_USE = 16, /* a pooled handle scheduled as a timer (TimerHandle) */
 };
 
 struct weft__handle {
@@ -37,6 +38,7 @@ struct weft__handle {
     uint32_t heap_idx;
     uint32_t flags;
     uint64_t gen;           /* pooled handles: bumped on reuse */
+    uint64_t cancel_bits;   /* pooled handles: bit (gen & 63) set if that use was cancelled */
     weft_loop_t *loop;
     union {
         struct { weft_callback_t cb; void *arg; } user;
@@ -73,6 +75,11 @@ typedef struct weft__thread {
     uintptr_t prop_id;             /* 0: none running */
     struct weft__task *prop_cur;   /* the task whose cancel_wait hook runs now */
     struct weft__task *prop_head, *prop_tail;   /* tasks reached, in order */
+    /* weft_raise outside a task: while raise_capture is set (a plain callback
+     * or a blocking job runs), the code and message are kept here for it */
+    int raise_capture;
+    int raised_code;
+    char *raised_msg;
     bool inited;
 } weft__thread_t;
 
@@ -110,6 +117,8 @@ struct weft_loop {
     uint64_t armed_ms;             /* deadline the uv timer is armed for, UINT64_MAX = none */
     uint64_t since_poll;           /* handles run since the last I/O poll */
     weft__handle_t *hfree;         /* pooled user handles */
+    weft__handle_t *hcold;         /* pooled handles whose last use was cancelled: reused last,
+                                      so Handle.cancelled() stays answerable longer */
     void **hchunks;
     size_t nhchunks;
     struct weft__task *tasks;           /* live (not done) tasks */
@@ -136,6 +145,7 @@ struct weft_loop {
     struct weft__task *task_cache;  /* freed task structs kept for reuse (owner only) */
     size_t ntask_cache;
     uint8_t eager_factory;          /* atomic: weft_loop_set_eager_task_factory (comb.c) */
+    weft_executor_t *default_exec;  /* loop.set_default_executor (borrowed); NULL: the process pool */
     /* debug mode (debug.c) */
     bool debug;
     bool dbg_stepped;               /* the handle just run was a task step */
@@ -166,5 +176,15 @@ uint64_t weft__now_ns(void);
 /* io/signal.c: remove the signal handlers of a loop being closed. */
 void weft__signal_loop_closing(weft_loop_t *l);
 void weft__report(weft_loop_t *l, const char *message, int code, const char *detail, weft_future_t *f);
+
+/* Capture weft_raise outside a task (plain callbacks, blocking jobs): begin
+ * clears the slot and turns capture on; end turns it off and returns the
+ * message raised with @code (owned by the caller), or NULL. */
+void weft__raise_capture_begin(void);
+char *weft__raise_capture_end(int code);
+/* The failure message of the last weft_run / weft_runtime_run / Runner run on
+ * this thread (weft_error_message outside a task); msg is copied, NULL clears. */
+void weft__set_run_error(const char *msg);
+const char *weft__run_error(void);
 
 #endif

@@ -13,7 +13,8 @@
 
 #include <math.h>
 
-static uint64_t task_counter;   /* atomic: "Task-N" names, process-wide as in asyncio */
+static uint64_t task_counter;   /* atomic: task ids */
+static uint64_t name_counter;   /* atomic: "Task-N" numbers, process-wide as in asyncio */
 
 /* Task ids come in blocks of 1024 per thread: unique process-wide, without one
  * shared atomic per task. (Not a suspension point: the TLS access is safe.) */
@@ -26,6 +27,11 @@ static uint64_t next_task_id(void)
     }
     return ++next;
 }
+
+/* asyncio's _task_name_counter: taken at creation, only by tasks created
+ * without a name, so "Task-N" numbers follow creation order with no gaps
+ * (one atomic increment per unnamed task). */
+static uint64_t next_name_no(void) { return ck_pr_faa_64(&name_counter, 1) + 1; }
 
 static void task_step_dispatch(weft__handle_t *h);
 static void task_timer_dispatch(weft__handle_t *h);
@@ -141,6 +147,8 @@ int weft__task_alloc(weft_loop_t *loop, weft_coro_fn fn, void *arg, const weft_t
             weft_future_release(&t->fut);
             return WEFT_ENOMEM;
         }
+    } else {
+        t->name_no = next_name_no();
     }
     t->fn = fn;
     t->arg = arg;
@@ -802,7 +810,7 @@ const char *weft_task_get_name(const weft_task_t *f)
     weft__task_t *t = weft__task_of(f);
     if (!t->name) {
         char buf[32];
-        snprintf(buf, sizeof buf, "Task-%llu", (unsigned long long)t->id);
+        snprintf(buf, sizeof buf, "Task-%llu", (unsigned long long)t->name_no);
         t->name = weft__strdup(buf);
     }
     return t->name;
@@ -845,6 +853,15 @@ weft_task_t *weft_current_task(void)
     return t ? &t->fut : NULL;
 }
 
+int weft_get_current_task(weft_task_t **out)
+{
+    if (!out)
+        return WEFT_EINVAL;
+    weft__thread_t *ts = weft__thread();
+    *out = ts->task ? &ts->task->fut : NULL;
+    return ts->running ? 0 : WEFT_ENOLOOP;
+}
+
 weft_task_t *weft_loop_current_task(const weft_loop_t *loop)
 {
     return loop && loop->current ? &loop->current->fut : NULL;
@@ -865,8 +882,9 @@ int weft_all_tasks(weft_loop_t *loop, weft_task_t **arr, size_t cap)
 
 int weft_raise(int code, const char *fmt, ...)
 {
-    weft__task_t *t = weft__thread()->task;
-    if (t && code < 0) {
+    weft__thread_t *ts = weft__thread();
+    weft__task_t *t = ts->task;
+    if (code < 0 && (t || ts->raise_capture)) {
         char *msg = NULL;
         if (fmt) {
             va_list ap;
@@ -874,13 +892,42 @@ int weft_raise(int code, const char *fmt, ...)
             msg = weft__vformat(fmt, ap);
             va_end(ap);
         }
-        weft__task_set_error(t, code, msg);
+        if (t) {
+            weft__task_set_error(t, code, msg);
+        } else {   /* a plain callback or a blocking job: its runner takes it */
+            free(ts->raised_msg);
+            ts->raised_code = code;
+            ts->raised_msg = msg;
+        }
     }
     return code;
+}
+
+void weft__raise_capture_begin(void)
+{
+    weft__thread_t *ts = weft__thread();
+    ts->raise_capture++;
+    free(ts->raised_msg);
+    ts->raised_msg = NULL;
+    ts->raised_code = 0;
+}
+
+char *weft__raise_capture_end(int code)
+{
+    weft__thread_t *ts = weft__thread();
+    ts->raise_capture--;
+    char *m = ts->raised_msg;
+    ts->raised_msg = NULL;
+    if (code >= 0 || ts->raised_code != code) {
+        free(m);
+        m = NULL;
+    }
+    ts->raised_code = 0;
+    return m;
 }
 
 const char *weft_error_message(void)
 {
     weft__task_t *t = weft__thread()->task;
-    return t ? t->err_msg : NULL;
+    return t ? t->err_msg : weft__run_error();
 }

@@ -49,6 +49,7 @@ typedef struct weft__task {
     char *err_msg;
     char *name;
     uint64_t id;
+    uint64_t name_no;               /* "Task-N" number, taken at creation for unnamed tasks */
     struct weft__task *prev, *nextt; /* loop's list of live tasks */
     struct weft_context *ctx;       /* the context the task runs in (contextvar.c); owned */
     struct weft__dbg_site *site;    /* creation backtrace (debug mode) */

@@ -845,11 +845,13 @@ int weft_server_shutdown(weft_server_t *s, double timeout)
         return WEFT_EINVAL;
     if (!weft__thread()->task)
         return WEFT_ENOTCORO;
+    if (isnan(timeout))
+        return WEFT_EINVAL;
     server_retain(s);
     weft_server_close(s);
     drain_all(s);
     int rc;
-    if (timeout < 0 || isnan(timeout)) {
+    if (isinf(timeout) && timeout > 0) {   /* WEFT_NO_TIMEOUT */
         rc = weft_event_wait(s->done);
     } else {
         weft_timeout_t to;

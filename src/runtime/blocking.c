@@ -8,6 +8,7 @@
  * still finishes in its thread and its result is dropped. */
 #include "core/task.h"
 #include "weft/contextvar.h"
+#include "runtime/cfuture.h"
 #include "runtime/sched.h"
 
 typedef struct job {
@@ -17,7 +18,10 @@ typedef struct job {
     weft_dtor_t arg_dtor;     /* called on the pool thread right after fn */
     int rc;
     weft_value_t value;
-    weft__task_t *task;       /* reference held until the completion message ran */
+    char *msg;                /* what fn attached to its error with weft_raise */
+    weft__task_t *task;       /* reference held until the completion message ran; NULL for submit */
+    weft_cfuture_t *cf;       /* submit: the concurrent future it completes (one reference) */
+    weft_executor_t *ex;      /* submit: where it is queued (cancelling unqueues it) */
     unsigned int refs;        /* awaiter + pool */
     uint32_t seq;             /* the awaiter's wait number */
     bool abandoned;           /* the awaiter stopped waiting (loop thread only) */
@@ -42,6 +46,7 @@ static void job_release(job_t *j)
     if (zero) {
         WEFT__TSAN_ACQUIRE(j);
         weft_context_release(j->ctx);
+        free(j->msg);
         free(j);
     }
 }
@@ -69,7 +74,9 @@ static int run_job(void *arg)
 {
     job_t *j = arg;
     weft_value_t v = { .p = NULL };
+    weft__raise_capture_begin();
     j->rc = j->fn(j->arg, &v);
+    j->msg = weft__raise_capture_end(j->rc);
     if (j->arg_dtor)
         j->arg_dtor(j->arg);
     j->value = v;
@@ -97,6 +104,19 @@ static void pool_thread(void *arg)
             weft_context_run(j->ctx, run_job, j);   /* contextvars read in fn see the caller's values */
         else
             run_job(j);
+        if (j->cf) {   /* submit: complete the concurrent future here */
+            char *msg = j->msg;
+            j->msg = NULL;
+            if (!weft__cfuture_complete(j->cf, j->rc, j->value, msg, false)) {
+                free(msg);
+                if (j->rc == 0 && j->value.dtor)
+                    j->value.dtor(j->value.p);
+            }
+            weft_cfuture_release(j->cf);
+            job_release(j);
+            uv_mutex_lock(&ex->mu);
+            continue;
+        }
         weft_value_t v = j->value;
         weft__msg_t *m = weft__msg_new(msg_job_done);
         if (m)
@@ -177,7 +197,9 @@ int weft_run_in_executor_dtor(weft_executor_t *ex, weft_blocking_fn fn, void *ar
         return WEFT_EINVAL;
     if (!ex) {
         weft_loop_t *l = t->fut.loop;
-        if (l->rt) {
+        if (l->default_exec) {
+            ex = l->default_exec;
+        } else if (l->rt) {
             ex = weft__rt_executor(l->rt);
         } else {
             uv_once(&process_pool_once, make_process_pool);
@@ -235,8 +257,22 @@ int weft_run_in_executor_dtor(weft_executor_t *ex, weft_blocking_fn fn, void *ar
         *out = rc == 0 ? j->value : (weft_value_t){ .p = NULL };
     else if (rc == 0 && j->value.dtor)
         j->value.dtor(j->value.p);
+    if (rc < 0) {   /* the awaiter sees fn's message (weft_error_message) */
+        t = weft__thread()->task;
+        weft__task_set_error(t, rc, j->msg);
+        j->msg = NULL;
+    }
     job_release(j);
     return rc;
+}
+
+int weft_loop_set_default_executor(weft_loop_t *loop, weft_executor_t *ex)
+{
+    int rc = weft__loop_check(loop);
+    if (rc < 0)
+        return rc;
+    loop->default_exec = ex;
+    return 0;
 }
 
 int weft_to_thread(weft_blocking_fn fn, void *arg, weft_value_t *out)
@@ -247,4 +283,93 @@ int weft_to_thread(weft_blocking_fn fn, void *arg, weft_value_t *out)
 int weft_to_thread_dtor(weft_blocking_fn fn, void *arg, weft_dtor_t arg_dtor, weft_value_t *out)
 {
     return weft_run_in_executor_dtor(NULL, fn, arg, arg_dtor, out);
+}
+
+/* ---- submit: a concurrent future, from any thread ----------------------------- */
+
+/* Cancelling a submitted job's future: it never runs if it is still queued.
+ * Called with cf's lock held while cf is pending, so the job (freed only after
+ * it completed cf) and its executor (freed only after its threads ended, every
+ * job completed) are alive. */
+static bool job_unqueue(weft_cfuture_t *cf, void *arg)
+{
+    (void)cf;
+    job_t *j = arg;
+    weft_executor_t *ex = j->ex;
+    bool found = false;
+    uv_mutex_lock(&ex->mu);
+    for (job_t **pp = &ex->head, *prev = NULL; *pp; prev = *pp, pp = &(*pp)->next) {
+        if (*pp == j) {
+            *pp = j->next;
+            if (ex->tail == j)
+                ex->tail = prev;
+            found = true;
+            break;
+        }
+    }
+    uv_mutex_unlock(&ex->mu);
+    if (found) {   /* the pool's references: to the future and to the job */
+        weft_cfuture_release(j->cf);
+        job_release(j);
+    }
+    return found;
+}
+
+int weft_executor_submit(weft_executor_t *ex, weft_blocking_fn fn, void *arg, weft_cfuture_t **out)
+{
+    if (out)
+        *out = NULL;
+    if (!fn || !out)
+        return WEFT_EINVAL;
+    if (!ex) {
+        weft_loop_t *l = weft__thread()->running;
+        if (l && l->default_exec) {
+            ex = l->default_exec;
+        } else if (l && l->rt) {
+            ex = weft__rt_executor(l->rt);
+        } else {
+            uv_once(&process_pool_once, make_process_pool);
+            ex = process_pool;
+        }
+        if (!ex)
+            return WEFT_ENOMEM;
+    }
+    job_t *j = calloc(1, sizeof *j);
+    weft_cfuture_t *cf = weft__cfuture_new();
+    if (!j || !cf) {
+        free(j);
+        weft_cfuture_release(cf);
+        return WEFT_ENOMEM;
+    }
+    j->fn = fn;
+    j->arg = arg;
+    j->ex = ex;
+    j->cf = cf;
+    j->refs = 1;   /* the pool's; the cancel hook only uses it while cf is pending, under cf's lock */
+    weft_cfuture_retain(cf);   /* the pool's reference; the other is the caller's */
+    j->ctx = weft_context_current() ? weft_context_copy() : NULL;
+    weft__cfuture_set_cancel(cf, job_unqueue, j);
+    uv_mutex_lock(&ex->mu);
+    if (ex->shutdown) {
+        uv_mutex_unlock(&ex->mu);
+        weft_context_release(j->ctx);
+        free(j);
+        weft_cfuture_release(cf);
+        weft_cfuture_release(cf);
+        return WEFT_ESHUTDOWN;
+    }
+    if (ex->tail)
+        ex->tail->next = j;
+    else
+        ex->head = j;
+    ex->tail = j;
+    if (ex->idle == 0 && ex->nthreads < ex->max) {
+        uv_thread_options_t o = { .flags = UV_THREAD_HAS_STACK_SIZE, .stack_size = 1 << 20 };
+        if (uv_thread_create_ex(&ex->threads[ex->nthreads], &o, pool_thread, ex) == 0)
+            ex->nthreads++;
+    }
+    uv_cond_signal(&ex->cv);
+    uv_mutex_unlock(&ex->mu);
+    *out = cf;
+    return 0;
 }

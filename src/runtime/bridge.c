@@ -6,6 +6,7 @@
  * it (their wake-up is posted to their own loop). Cancelling it cancels the
  * task; the task ending cancelled cancels it. */
 #include "core/task.h"
+#include "runtime/cfuture.h"
 #include "runtime/sched.h"
 
 #include <math.h>
@@ -25,8 +26,11 @@ struct weft_cfuture {
     bool done;
     bool cancelled;
     int rc;
-    weft_value_t value;       /* borrowed from the task, which we keep */
-    weft__task_t *task;
+    weft_value_t value;       /* borrowed from the task, which we keep; else owned (dtor) */
+    char *msg;                /* the exception's or cancellation's message, owned */
+    weft__task_t *task;       /* run_coroutine_threadsafe's task, or NULL */
+    bool (*cancel_fn)(weft_cfuture_t *, void *);   /* job-backed: unqueue the job */
+    void *cancel_arg;
     cf_waiter_t *waiters;
 };
 
@@ -38,7 +42,11 @@ static void cf_release(weft_cfuture_t *cf)
     if (!zero)
         return;
     WEFT__TSAN_ACQUIRE(cf);
-    weft_future_release(&cf->task->fut);
+    if (cf->task)
+        weft_future_release(&cf->task->fut);
+    else if (cf->rc == 0 && cf->value.dtor)
+        cf->value.dtor(cf->value.p);
+    free(cf->msg);
     uv_mutex_destroy(&cf->mu);
     uv_cond_destroy(&cf->cv);
     free(cf);
@@ -50,22 +58,48 @@ void weft_cfuture_release(weft_cfuture_t *cf)
         cf_release(cf);
 }
 
-/* On the task's loop, right after it completed. */
-static void cfuture_task_done(weft__task_t *t, void *arg)
+weft_cfuture_t *weft__cfuture_new(void)
 {
-    weft_cfuture_t *cf = arg;
-    weft_value_t v = { .p = NULL };
-    int rc = weft_future_result(&t->fut, &v);
+    weft_cfuture_t *cf = calloc(1, sizeof *cf);
+    if (!cf)
+        return NULL;
+    uv_mutex_init(&cf->mu);
+    uv_cond_init(&cf->cv);
+    cf->refs = 1;
+    return cf;
+}
+
+void weft__cfuture_set_cancel(weft_cfuture_t *cf, bool (*fn)(weft_cfuture_t *, void *), void *arg)
+{
+    cf->cancel_fn = fn;
+    cf->cancel_arg = arg;
+}
+
+bool weft__cfuture_complete(weft_cfuture_t *cf, int rc, weft_value_t v, char *msg, bool cancelled)
+{
     uv_mutex_lock(&cf->mu);
+    if (cf->done) {
+        uv_mutex_unlock(&cf->mu);
+        return false;
+    }
     cf->rc = rc;
-    cf->value = v;
-    cf->cancelled = rc == WEFT_ECANCELED && weft_future_cancelled(&t->fut);
+    cf->value = rc == 0 ? v : (weft_value_t){ .p = NULL };
+    cf->msg = msg;
+    cf->cancelled = cancelled;
     cf->done = true;
     cf_waiter_t *w = cf->waiters;
     cf->waiters = NULL;
     uv_cond_broadcast(&cf->cv);
     uv_mutex_unlock(&cf->mu);
+    /* registration order (the list is kept newest first) */
+    cf_waiter_t *rev = NULL;
     while (w) {
+        cf_waiter_t *n = w->next;
+        w->next = rev;
+        rev = w;
+        w = n;
+    }
+    for (w = rev; w;) {
         cf_waiter_t *n = w->next;
         if (w->task) {
             weft__task_wake_any(w->task, 0, w->seq);
@@ -76,6 +110,29 @@ static void cfuture_task_done(weft__task_t *t, void *arg)
         free(w);
         w = n;
     }
+    return true;
+}
+
+int weft__cfuture_take(weft_cfuture_t *cf, weft_value_t *out, char **msg)
+{
+    uv_mutex_lock(&cf->mu);
+    int rc = cf->rc;
+    *out = rc == 0 ? cf->value : (weft_value_t){ .p = NULL };
+    cf->value.dtor = NULL;
+    *msg = cf->msg;
+    cf->msg = NULL;
+    uv_mutex_unlock(&cf->mu);
+    return rc;
+}
+
+/* On the task's loop, right after it completed. */
+static void cfuture_task_done(weft__task_t *t, void *arg)
+{
+    weft_cfuture_t *cf = arg;
+    weft_value_t v = { .p = NULL };
+    int rc = weft_future_result(&t->fut, &v);
+    weft__cfuture_complete(cf, rc, v, rc < 0 ? weft__strdup(weft_future_message(&t->fut)) : NULL,
+                           rc == WEFT_ECANCELED && weft_future_cancelled(&t->fut));
     t->on_done = NULL;
     cf_release(cf);   /* the task's reference */
 }
@@ -93,11 +150,9 @@ int weft_run_coroutine_threadsafe(weft_runtime_t *rt, weft_loop_t *loop, weft_co
         return WEFT_ECLOSED;
     if (rt && weft__rt_shutting(rt))
         return WEFT_ECLOSED;
-    weft_cfuture_t *cf = calloc(1, sizeof *cf);
+    weft_cfuture_t *cf = weft__cfuture_new();
     if (!cf)
         return WEFT_ENOMEM;
-    uv_mutex_init(&cf->mu);
-    uv_cond_init(&cf->cv);
     cf->refs = 2;   /* the caller's and the task's */
     weft_loop_t *home = loop ? loop : weft_runtime_loop(rt, 0);
     weft__task_t *t;
@@ -128,17 +183,19 @@ int weft_run_coroutine_threadsafe(weft_runtime_t *rt, weft_loop_t *loop, weft_co
     return 0;
 }
 
-int weft_cfuture_result(weft_cfuture_t *cf, double timeout, weft_value_t *out)
+/* Wait (plain thread) until @cf is done, at most @timeout seconds; returns
+ * with cf->mu held and 0, or unlocked and WEFT_ETIMEDOUT / an argument error. */
+static int cf_wait_locked(weft_cfuture_t *cf, double timeout)
 {
-    if (!cf)
+    if (!cf || isnan(timeout))
         return WEFT_EINVAL;
     if (weft__thread()->running)
         return WEFT_EWRONGLOOP;
     uv_mutex_lock(&cf->mu);
     if (!cf->done) {
-        /* negative or NaN: no timeout; INFINITY, 1e300...: saturates to about
-         * 146 years, which is as good as none */
-        if (isnan(timeout) || timeout < 0 || weft__secs_to_ns(timeout) == WEFT__NS_FOREVER) {
+        /* WEFT_NO_TIMEOUT, INFINITY, 1e300...: a duration too large for 64-bit
+         * nanoseconds saturates to "forever"; a timeout <= 0 only looks */
+        if (weft__secs_to_ns(timeout) == WEFT__NS_FOREVER) {
             while (!cf->done)
                 uv_cond_wait(&cf->cv, &cf->mu);
         } else {
@@ -153,11 +210,89 @@ int weft_cfuture_result(weft_cfuture_t *cf, double timeout, weft_value_t *out)
             }
         }
     }
-    int rc = cf->rc;
-    if (rc == 0 && out)
+    return 0;
+}
+
+int weft_cfuture_result(weft_cfuture_t *cf, double timeout, weft_value_t *out)
+{
+    int rc = cf_wait_locked(cf, timeout);
+    if (rc < 0)
+        return rc;
+    rc = cf->rc;
+    if (rc == 0 && out) {
         *out = cf->value;
+        out->dtor = NULL;   /* borrowed */
+    }
     uv_mutex_unlock(&cf->mu);
     return rc;
+}
+
+int weft_cfuture_exception(weft_cfuture_t *cf, double timeout, int *code, const char **msg)
+{
+    if (code)
+        *code = 0;
+    if (msg)
+        *msg = NULL;
+    int rc = cf_wait_locked(cf, timeout);
+    if (rc < 0)
+        return rc;
+    if (cf->cancelled) {
+        rc = WEFT_ECANCELED;
+    } else {
+        if (code)
+            *code = cf->rc < 0 ? cf->rc : 0;
+        if (msg)
+            *msg = cf->rc < 0 ? cf->msg : NULL;
+    }
+    uv_mutex_unlock(&cf->mu);
+    return rc;
+}
+
+const char *weft_cfuture_message(weft_cfuture_t *cf)
+{
+    if (!cf)
+        return NULL;
+    uv_mutex_lock(&cf->mu);
+    const char *m = cf->done ? cf->msg : NULL;
+    uv_mutex_unlock(&cf->mu);
+    return m;
+}
+
+int weft_cfuture_new(weft_cfuture_t **out)
+{
+    if (!out)
+        return WEFT_EINVAL;
+    *out = weft__cfuture_new();
+    return *out ? 0 : WEFT_ENOMEM;
+}
+
+int weft_cfuture_set_result(weft_cfuture_t *cf, weft_value_t v)
+{
+    if (!cf)
+        return WEFT_EINVAL;
+    if (cf->task)
+        return WEFT_ENOTTASK;   /* a task's outcome is the task's */
+    return weft__cfuture_complete(cf, 0, v, NULL, false) ? 0 : WEFT_EINVALSTATE;
+}
+
+int weft_cfuture_set_exception(weft_cfuture_t *cf, int code, const char *fmt, ...)
+{
+    if (!cf || code >= 0)
+        return WEFT_EINVAL;
+    if (cf->task)
+        return WEFT_ENOTTASK;
+    char *msg = NULL;
+    if (fmt) {
+        va_list ap;
+        va_start(ap, fmt);
+        msg = weft__vformat(fmt, ap);
+        va_end(ap);
+    }
+    if (!weft__cfuture_complete(cf, code, (weft_value_t){ .p = NULL }, msg, false)) {
+        free(msg);
+        return WEFT_EINVALSTATE;
+    }
+    return 0;
 }
 
 bool weft_cfuture_done(weft_cfuture_t *cf)
@@ -186,8 +321,25 @@ int weft_cfuture_cancel(weft_cfuture_t *cf)
         return WEFT_EINVAL;
     if (weft_cfuture_done(cf))
         return 0;
-    weft_task_cancel(&cf->task->fut, NULL);
-    return 1;
+    if (cf->task) {
+        weft_task_cancel(&cf->task->fut, NULL);
+        return 1;
+    }
+    if (cf->cancel_fn) {
+        uv_mutex_lock(&cf->mu);
+        bool unqueued = !cf->done && cf->cancel_fn(cf, cf->cancel_arg);
+        uv_mutex_unlock(&cf->mu);
+        if (!unqueued)
+            return 0;   /* done, or the job is running: concurrent.futures cannot stop it either */
+    }
+    return weft__cfuture_complete(cf, WEFT_ECANCELED, (weft_value_t){ .p = NULL }, NULL, true) ? 1 : 0;
+}
+
+weft_cfuture_t *weft_cfuture_retain(weft_cfuture_t *cf)
+{
+    if (cf)
+        ck_pr_inc_uint(&cf->refs);
+    return cf;
 }
 
 int weft_cfuture_add_done_callback(weft_cfuture_t *cf, void (*fn)(weft_cfuture_t *, void *), void *arg)
@@ -262,10 +414,153 @@ int weft_cfuture_await(weft_cfuture_t *cf, weft_value_t *out)
     }
     uv_mutex_lock(&cf->mu);
     int rc = cf->rc;
-    if (rc == 0 && out)
+    if (rc == 0 && out) {
         *out = cf->value;
-    uv_mutex_unlock(&cf->mu);
+        out->dtor = NULL;   /* borrowed */
+    }
     if (rc < 0)
-        weft__task_set_error(t, rc, weft__strdup(weft_future_message(&cf->task->fut)));
+        weft__task_set_error(t, rc, weft__strdup(cf->msg));
+    uv_mutex_unlock(&cf->mu);
+    return rc;
+}
+
+/* ---- wrap_future: a loop future chained to a concurrent future ----------------- */
+
+typedef struct wrap {
+    unsigned int refs;        /* the concurrent future's callback and the loop future's callback */
+    weft_future_t *fut;
+    weft_cfuture_t *cf;
+    bool move;                /* the result moves into fut (cf is ours alone) */
+} wrap_t;
+
+static void wrap_release(wrap_t *w)
+{
+    bool zero;
+    WEFT__TSAN_RELEASE(w);
+    ck_pr_dec_uint_zero(&w->refs, &zero);
+    if (!zero)
+        return;
+    WEFT__TSAN_ACQUIRE(w);
+    weft_future_release(w->fut);
+    cf_release(w->cf);
+    free(w);
+}
+
+/* On the loop: copy the concurrent future's outcome into the loop future
+ * (asyncio's _copy_future_state). */
+static void wrap_msg(weft_loop_t *l, weft__msg_t *m)
+{
+    wrap_t *w = m->a;
+    free(m);
+    if (!(ck_pr_load_uint(&l->flags) & WEFT__L_CLOSED) && !weft_future_done(w->fut)) {
+        weft_cfuture_t *cf = w->cf;
+        if (weft_cfuture_cancelled(cf)) {
+            weft_future_cancel(w->fut, weft_cfuture_message(cf));
+        } else if (w->move) {
+            weft_value_t v;
+            char *msg;
+            int rc = weft__cfuture_take(cf, &v, &msg);
+            if (rc < 0)
+                weft_future_set_exception(w->fut, rc, msg ? "%s" : NULL, msg);
+            else if (weft_future_set_result(w->fut, v) < 0 && v.dtor)
+                v.dtor(v.p);
+            free(msg);
+        } else {
+            uv_mutex_lock(&cf->mu);
+            int rc = cf->rc;
+            weft_value_t v = cf->value;
+            const char *msg = cf->msg;
+            uv_mutex_unlock(&cf->mu);
+            v.dtor = NULL;   /* borrowed from cf */
+            if (rc < 0)
+                weft_future_set_exception(w->fut, rc, msg ? "%s" : NULL, msg);
+            else
+                weft_future_set_result(w->fut, v);
+        }
+    }
+    wrap_release(w);
+}
+
+/* On whichever thread completed cf. */
+static void wrap_cf_done(weft_cfuture_t *cf, void *arg)
+{
+    (void)cf;
+    wrap_t *w = arg;
+    weft__msg_t *m = weft__msg_new(wrap_msg);
+    if (m) {
+        m->a = w;
+        if (weft__loop_post(weft__future_loop(w->fut), m) == 0)
+            return;
+        free(m);
+    }
+    wrap_release(w);   /* the loop is closed: nobody can see the outcome */
+}
+
+/* On the loop: the loop future is done; if it was cancelled, so is cf. */
+static void wrap_fut_done(weft_future_t *f, void *arg)
+{
+    wrap_t *w = arg;
+    if (weft_future_cancelled(f))
+        weft_cfuture_cancel(w->cf);
+    wrap_release(w);
+}
+
+static int wrap(weft_cfuture_t *cf, bool move, weft_future_t **out)
+{
+    weft_future_t *fut;
+    int rc = weft_future_new(NULL, &fut);
+    if (rc < 0)
+        return rc;
+    wrap_t *w = calloc(1, sizeof *w);
+    if (!w) {
+        weft_future_release(fut);
+        return WEFT_ENOMEM;
+    }
+    w->refs = 2;
+    w->fut = weft_future_retain(fut);
+    w->cf = weft_cfuture_retain(cf);
+    w->move = move;
+    if ((rc = weft_future_add_done_callback(fut, wrap_fut_done, w)) < 0) {
+        weft_future_release(w->fut);
+        cf_release(w->cf);
+        free(w);
+        weft_future_release(fut);
+        return rc;
+    }
+    if ((rc = weft_cfuture_add_done_callback(cf, wrap_cf_done, w)) < 0) {
+        weft_future_cancel(fut, NULL);   /* its callback drops one reference */
+        wrap_release(w);
+        weft_future_release(fut);
+        return rc;
+    }
+    *out = fut;
+    return 0;
+}
+
+int weft_wrap_future(weft_cfuture_t *cf, weft_future_t **out)
+{
+    if (out)
+        *out = NULL;
+    if (!cf || !out)
+        return WEFT_EINVAL;
+    return wrap(cf, false, out);
+}
+
+int weft_run_in_executor_future(weft_executor_t *ex, weft_blocking_fn fn, void *arg, weft_future_t **out)
+{
+    if (out)
+        *out = NULL;
+    if (!fn || !out)
+        return WEFT_EINVAL;
+    if (!weft__thread()->running)
+        return WEFT_ENOLOOP;
+    weft_cfuture_t *cf;
+    int rc = weft_executor_submit(ex, fn, arg, &cf);
+    if (rc < 0)
+        return rc;
+    rc = wrap(cf, true, out);
+    if (rc < 0)
+        weft_cfuture_cancel(cf);
+    cf_release(cf);
     return rc;
 }

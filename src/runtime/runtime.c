@@ -192,9 +192,8 @@ int weft_runtime_run(weft_runtime_t *rt, weft_coro_fn main, void *arg, const wef
         return WEFT_ECLOSED;
     weft_loop_t *l0 = rt->loops[0];
     weft_task_opts_t to = opts ? *opts : (weft_task_opts_t){ 0 };
-    if (!to.name)
-        to.name = "main";
     to.eager_start = false;
+    weft__set_run_error(NULL);
     weft_task_t *t;
     int rc = weft_loop_create_task(l0, &t, main, arg, &to);
     if (rc < 0) {
@@ -214,6 +213,8 @@ int weft_runtime_run(weft_runtime_t *rt, weft_coro_fn main, void *arg, const wef
     ck_pr_store_uint(&rt->state, 2);
     weft_value_t v = { .p = NULL };
     rc = weft_future_done(t) ? weft_future_take_result(t, &v) : WEFT_ECANCELED;
+    if (rc < 0)   /* asyncio.run re-raises main's exception, text included */
+        weft__set_run_error(weft_future_message(t));
     if (out)
         *out = v;
     else if (v.dtor)

@@ -117,12 +117,13 @@ int weft_cond_wait_for(weft_cond_t *c, weft_cond_pred_fn pred, void *arg)
 {
     if (!c || !pred)
         return WEFT_EINVAL;
-    while (!pred(arg)) {
+    int v;
+    while ((v = pred(arg)) == 0) {
         int rc = weft_cond_wait(c);
         if (rc < 0)
             return rc;
     }
-    return 0;
+    return v;   /* the predicate's value (asyncio returns it), or its error */
 }
 
 int weft_cond_notify(weft_cond_t *c, int n)
