@@ -315,6 +315,7 @@ WEFT_API int weft_loop_index(const weft_loop_t *loop);
  *  loop runs here. Any thread. */
 WEFT_API int weft_current_worker(void);
 
+/**
  * Executor.submit(fn, arg): queue fn(arg) on @p ex (NULL: the default pool of
  * the runtime whose loop runs on this thread, else the process's) and return
  * at once with a concurrent future for its outcome in *out (one reference).
