@@ -27,7 +27,7 @@ static int plus_one(void *arg, weft_value_t *out)
 
 /* ---- run_coroutine_threadsafe / spawn_on naming a loop, racing shutdown ------------------- */
 #define SUBMITTERS 3
-#define MAXSUB 4096
+#define MAXSUB 1024
 
 struct sub {
     weft_runtime_t *rt;
@@ -68,7 +68,7 @@ static void *submitter(void *p)
 
 static void test_submit_naming_a_loop_races_shutdown(void)
 {
-    int rounds = 300 / WD_SCALE;
+    int rounds = 600 / WD_SCALE;
     long accepted = 0;
     srand(12345);
     for (int r = 0; r < rounds; r++) {
