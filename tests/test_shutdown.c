@@ -43,7 +43,8 @@ static void *submitter(void *p)
     struct sub *s = p;
     while (!atomic_load(s->go))
         sched_yield();
-    for (int i = 0; s->ncf < MAXSUB && s->ntask < MAXSUB; i++) {
+    /* sanitizer builds make every task costly (TSan: a fiber each): fewer */
+    for (int i = 0; s->ncf < MAXSUB / WD_SCALE && s->ntask < MAXSUB / WD_SCALE; i++) {
         weft_loop_t *loop = weft_runtime_loop(s->rt, (i + s->idx) % weft_runtime_workers(s->rt));
         int rc;
         if ((i + s->idx) % 2 == 0) {
