@@ -649,7 +649,7 @@ static int x_handshake(void *x)
     tc->refs++;   /* the connection may close while we wait */
     pump(tc);     /* the client speaks first; a server may already hold the ClientHello */
     weft_timeout_t to;
-    bool timed = tc->hs_timeout > 0 && !tc->hs_done && !tc->failed;
+    bool timed = tc->hs_timeout > 0 && !tc->hs_done && !tc->failed, expired = false;
     rc = timed ? weft_timeout_enter(&to, tc->hs_timeout) : 0;
     if (rc == 0) {
         while (!tc->hs_done && !tc->failed && tc->c) {
@@ -660,13 +660,16 @@ static int x_handshake(void *x)
             if (rc < 0)
                 break;
         }
-        if (timed)
+        if (timed) {
+            int inner = rc;
             rc = weft_timeout_exit(&to, rc);
+            expired = inner == WEFT_ECANCELED && rc == WEFT_ETIMEDOUT;   /* our own deadline, not a socket error */
+        }
     }
     if (rc == 0 && !tc->hs_done)
         rc = tc->failed ? tc->err : UV_ECONNABORTED;
     if (rc < 0) {
-        if (rc == WEFT_ETIMEDOUT)
+        if (expired)
             set_msg(tc, "TLS handshake is taking longer than %g seconds: connection aborted", tc->hs_timeout);
         if (!tc->failed) {
             tc->failed = true;
