@@ -287,7 +287,7 @@ static void *admin_thread(void *arg)
         /* wait, from a plain thread, until the clients are done; then report and stop */
         weft_cfuture_t *cf;
         if (weft_run_coroutine_threadsafe(app->rt, NULL, wait_clients, app, NULL, &cf) == 0) {
-            weft_cfuture_result(cf, -1, NULL);
+            weft_cfuture_result(cf, WEFT_NO_TIMEOUT, NULL);
             weft_cfuture_release(cf);
         }
         print_stats(app);

@@ -123,11 +123,12 @@ static int wait_main(void *arg, weft_value_t *out)
         CHECK_EQ(weft_sleep(0.005), 0);
         CHECK_EQ(weft_timeout_exit(&to, 0), 0);
     }
-    /* NaN is "no timeout" (None) */
+    /* NaN is no duration at all: refused (asyncio: ValueError from the float
+     * comparison), the future left alone */
     weft_future_t *f;
     CHECK_EQ(weft_future_new(l, &f), 0);
-    CHECK_EQ(weft_call_later(l, 0.01, set_later, f, NULL), 0);
-    CHECK_EQ(weft_wait_for(f, NAN, NULL), 0);
+    CHECK_EQ(weft_wait_for(f, NAN, NULL), WEFT_EINVAL);
+    CHECK(!weft_future_done(f));
     weft_future_release(f);
     /* tiny positive timeouts and -0.0 expire (the future never completes) */
     const double tiny[] = { 1e-300, DBL_MIN, 1e-9 };
@@ -162,7 +163,7 @@ static void test_cfuture_result(void)
     CHECK_EQ(weft_runtime_new(&(weft_runtime_opts_t){ .workers = 1 }, &rt), 0);
     CHECK_EQ(weft_runtime_start(rt), 0);
     static const double short_sleep = 0.02, long_sleep = 3600;
-    const double forever[] = { INFINITY, 1e300, DBL_MAX, 1e10, NAN, -1.0, -INFINITY };
+    const double forever[] = { WEFT_NO_TIMEOUT, INFINITY, 1e300, DBL_MAX, 1e10 };
     for (size_t i = 0; i < sizeof forever / sizeof forever[0]; i++) {
         wd_progress();
         weft_cfuture_t *cf;
@@ -173,11 +174,12 @@ static void test_cfuture_result(void)
         CHECK_EQ(v.i, 7);
         weft_cfuture_release(cf);
     }
-    const double at_once[] = { 0.0, -0.0, 1e-300, DBL_MIN, 1e-6 };
+    const double at_once[] = { 0.0, -0.0, 1e-300, DBL_MIN, 1e-6, -1.0, -INFINITY };   /* <= 0 only looks */
     weft_cfuture_t *cf;
     CHECK_EQ(weft_run_coroutine_threadsafe(rt, NULL, slow_seven, (void *)&long_sleep, NULL, &cf), 0);
     for (size_t i = 0; i < sizeof at_once / sizeof at_once[0]; i++)
         CHECK_EQ(weft_cfuture_result(cf, at_once[i], NULL), WEFT_ETIMEDOUT);
+    CHECK_EQ(weft_cfuture_result(cf, NAN, NULL), WEFT_EINVAL);   /* no duration at all */
     CHECK_EQ(weft_cfuture_cancel(cf), 1);
     CHECK_EQ(weft_cfuture_result(cf, INFINITY, NULL), WEFT_ECANCELED);
     weft_cfuture_release(cf);

@@ -859,7 +859,7 @@ static int shutdown_timeout_main(void *arg, weft_value_t *out)
     CHECK_EQ(weft_open_connection("127.0.0.1", weft_server_port(s), &o, &r, &w), 0);
     while (weft_server_connections(s) < 1)
         CHECK_EQ(weft_sleep(0.01), 0);
-    CHECK_EQ(weft_server_shutdown(s, -1), 0);   /* returns once the aborted connection is gone */
+    CHECK_EQ(weft_server_shutdown(s, WEFT_NO_TIMEOUT), 0);   /* returns once the aborted connection is gone */
     CHECK(weft_reader_buffered(r) < ((size_t)32 << 20));
     uint8_t *b = malloc(1 << 16);
     size_t n, total = 0;

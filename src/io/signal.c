@@ -318,7 +318,7 @@ static int drain_body(void *arg, weft_value_t *res)
     if (grace >= 0 && (rc = weft_timeout_enter(&to, grace)) < 0)
         return rc;
     for (size_t i = 0; i < g->o->nservers && rc >= 0; i++)
-        rc = weft_server_shutdown(g->o->servers[i], -1);
+        rc = weft_server_shutdown(g->o->servers[i], WEFT_NO_TIMEOUT);
     if (grace >= 0)
         rc = weft_timeout_exit(&to, rc);
     if (rc > 0)
