@@ -417,6 +417,14 @@ static int hold_client(void *arg, weft_value_t *out)
     return rc;
 }
 
+static unsigned int started_handlers(struct srv_ctx *ctx)
+{
+    unsigned int n = 0;
+    for (int i = 0; i < WORKERS; i++)
+        n += __atomic_load_n(&ctx->per_loop[i], __ATOMIC_RELAXED);
+    return n;
+}
+
 static int rt_shutdown_main(void *arg, weft_value_t *out)
 {
     (void)out;
@@ -429,8 +437,12 @@ static int rt_shutdown_main(void *arg, weft_value_t *out)
         CHECK_EQ(weft_spawn_on(weft_runtime_loop(x->rt, i % WORKERS), NULL, hold_client,
                                (void *)(intptr_t)weft_server_port(s), NULL),
                  0);
-    for (int k = 0; k < 5000 && weft_server_connections(s) < 8; k++)
+    /* wait until all 8 handlers run (a connection is counted when it is
+     * accepted, before its handler task starts; a task the shutdown reaches
+     * before its first step never runs its body) */
+    for (int k = 0; k < 50000 && started_handlers(&x->ctx) < 8; k++)
         CHECK_EQ(weft_sleep(0.001), 0);
+    CHECK_EQ(started_handlers(&x->ctx), 8);
     CHECK_EQ(weft_server_connections(s), 8);
     weft_server_free(s);   /* still serving its connections; the runtime ends them */
     return 0;
