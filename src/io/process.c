@@ -8,20 +8,34 @@
  * exit event (tasks of any loop may wait on it) and closes the handle. The
  * object is freed when both the user released it and the handle is closed;
  * freeing it while the child runs sends SIGKILL first (asyncio's
- * transport.close), so the child is always reaped. */
+ * transport.close), so the child is always reaped.
+ *
+ * A backstop for a lost SIGCHLD: libuv learns of a child's exit from SIGCHLD,
+ * and a signal can reach a thread that does not pass it on in time (seen under
+ * ThreadSanitizer, which defers signals to the receiving thread's next
+ * intercepted call). While the child runs, a timer on its loop looks once a
+ * second, without reaping (waitid with WNOWAIT), whether it has exited
+ * unnoticed; if so it raises SIGCHLD on the loop's own thread, where the
+ * handler runs at once and libuv reaps the child on its next iteration. */
 #include "core/task.h"
 #include "io/io.h"
 #include "weft/process.h"
 #include "weft/sync.h"
 
 #include <signal.h>
+#include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 /* stream.c */
 
+#define WEFT__REAP_CHECK_MS 1000
+
 struct weft_process {
     uv_process_t h;
+    uv_timer_t reap;       /* the lost-SIGCHLD backstop (see above) */
+    int open_handles;      /* h and reap, until their close callbacks ran */
     weft_loop_t *loop;
     int pid;
     int exited;            /* atomic: 1 once code is set */
@@ -41,9 +55,21 @@ static void proc_free(weft_process_t *p)
 static void on_closed(uv_handle_t *h)
 {
     weft_process_t *p = h->data;
+    if (--p->open_handles > 0)
+        return;
     p->handle_closed = true;
     if (p->released)
         proc_free(p);
+}
+
+static void reap_check(uv_timer_t *t)
+{
+    weft_process_t *p = t->data;
+    siginfo_t si;
+    memset(&si, 0, sizeof si);
+    if (!__atomic_load_n(&p->exited, __ATOMIC_ACQUIRE) && p->pid > 0 &&
+        waitid(P_PID, (id_t)p->pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid == p->pid)
+        raise(SIGCHLD);   /* exited, not reaped: libuv missed the signal */
 }
 
 static void proc_exited(uv_process_t *h, int64_t status, int term_signal)
@@ -53,6 +79,7 @@ static void proc_exited(uv_process_t *h, int64_t status, int term_signal)
     __atomic_store_n(&p->exited, 1, __ATOMIC_RELEASE);
     weft_event_set(p->ev);
     uv_close((uv_handle_t *)h, on_closed);
+    uv_close((uv_handle_t *)&p->reap, on_closed);
 }
 
 static int check_mode(weft_stdio_t m, int fd, bool is_stderr)
@@ -136,6 +163,7 @@ int weft_create_subprocess_exec(const char *file, char *const argv[], const weft
         .stdio = st,
     };
     p->h.data = p;
+    p->open_handles = 1;
     rc = uv_spawn(weft_loop_uv(loop), &p->h, &po);
     for (int i = 0; i < 3; i++)
         if (cfd[i] >= 0)
@@ -149,6 +177,11 @@ int weft_create_subprocess_exec(const char *file, char *const argv[], const weft
         return rc;
     }
     p->pid = p->h.pid;
+    p->open_handles = 2;
+    uv_timer_init(weft_loop_uv(loop), &p->reap);
+    p->reap.data = p;
+    uv_timer_start(&p->reap, reap_check, WEFT__REAP_CHECK_MS, WEFT__REAP_CHECK_MS);
+    uv_unref((uv_handle_t *)&p->reap);
     int arc = 0;
     for (int i = 0; i < 3; i++) {
         if (pfd[i] < 0)
