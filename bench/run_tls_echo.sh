@@ -6,7 +6,8 @@
 #   uvloop+ssl bench/python/tls_echo.py --uvloop   (if python3 has uvloop)
 #   asyncio+ssl bench/python/tls_echo.py
 #   go         bench/go_tls (crypto/tls), GOMAXPROCS 1 and 2 (if `go` is installed)
-# and prints a table: req/s (median of REPS runs), the client's connect +
+# and prints a table: req/s (median of REPS rounds; every round runs each
+# configuration once, so the load of a shared machine falls on all alike), the client's connect +
 # handshake time for all connections (one after the other, before the clock
 # starts), and each TLS row's ratio to weft-plain at the same core count.
 #
@@ -77,14 +78,14 @@ run_once() {
     i=$((i + 1))
   done
   if [ -z "$port" ]; then
-    echo "run_tls_echo: $1 printed no port" >&2
+    echo "run_tls_echo: $* printed no port" >&2
     kill "$srv_pid" 2>/dev/null || true
     exit 1
   fi
   flag=
   [ "$TLS" = 1 ] && flag=--tls
   if ! res=$("$client" 127.0.0.1 "$port" -c "$conns" -s "$size" -d "$secs" $flag); then
-    echo "run_tls_echo: the echo client failed against $1" >&2
+    echo "run_tls_echo: the echo client failed against $*" >&2
     kill "$srv_pid" 2>/dev/null || true
     exit 1
   fi
@@ -99,39 +100,47 @@ run_once() {
   echo "$res" | awk '{ h = ($7 == "handshake_s") ? $8 : "-"; printf "%.0f %s\n", $2 / $4, h }'
 }
 
-# median of REPS runs of one configuration: prints "req_per_s handshake_s"
-measure() {
-  vals=
-  r=0
-  while [ $r -lt "$reps" ]; do
-    vals="$vals
-$(run_once "$@")"
-    r=$((r + 1))
-  done
-  echo "# $* :$(echo "$vals" | awk 'NF { printf " %s", $1 }')" >&2
-  echo "$vals" | awk 'NF' | sort -n | awk '{ v[NR] = $0 } END { print v[int((NR + 1) / 2)] }'
-}
-
-rows=$tmp/rows
-: > "$rows"
+# The configurations, one per line: label, cores, TLS (0/1), environment ("-": none), command.
+configs=$tmp/configs
+: > "$configs"
+add() { printf '%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" "$5" >> "$configs"; }
 for w in $workers; do
-  set -- $(TLS=0 measure "$server" --workers "$w")
-  echo "weft-plain $w $1 -" >> "$rows"
-  set -- $(TLS=1 measure "$server" --workers "$w" --tls "$cert" "$key")
-  echo "weft $w $1 $2" >> "$rows"
-  if [ -n "$gobin" ]; then
-    set -- $(GOMAXPROCS=$w TLS=1 measure "$gobin" -cert "$cert" -key "$key")
-    echo "go-crypto/tls $w $1 $2" >> "$rows"
-  fi
+  add weft-plain "$w" 0 - "$server --workers $w"
+  add weft "$w" 1 - "$server --workers $w --tls $cert $key"
+  [ -n "$gobin" ] && add go-crypto/tls "$w" 1 "GOMAXPROCS=$w" "$gobin -cert $cert -key $key"
 done
 if [ "$have_uvloop" = 1 ]; then
-  set -- $(TLS=1 measure "$PYTHON" "$here/python/tls_echo.py" "$cert" "$key" --uvloop)
-  echo "uvloop+ssl 1 $1 $2" >> "$rows"
+  add uvloop+ssl 1 1 - "$PYTHON $here/python/tls_echo.py $cert $key --uvloop"
 else
   echo "run_tls_echo: $PYTHON has no uvloop: no uvloop row (Debian: python3-uvloop)" >&2
 fi
-set -- $(TLS=1 measure "$PYTHON" "$here/python/tls_echo.py" "$cert" "$key")
-echo "asyncio+ssl 1 $1 $2" >> "$rows"
+add asyncio+ssl 1 1 - "$PYTHON $here/python/tls_echo.py $cert $key"
+nconf=$(wc -l < "$configs")
+field() { sed -n "${1}p" "$configs" | cut -f "$2"; }
+
+# REPS rounds; each round runs every configuration once, so that a change in
+# the machine's load (it is shared) falls on all of them alike.
+r=0
+while [ $r -lt "$reps" ]; do
+  k=1
+  while [ $k -le "$nconf" ]; do
+    envs=$(field $k 4)
+    [ "$envs" = - ] && envs=
+    # shellcheck disable=SC2046
+    TLS=$(field $k 3) run_once env $envs $(field $k 5) >> "$tmp/res.$k"
+    k=$((k + 1))
+  done
+  r=$((r + 1))
+done
+
+rows=$tmp/rows
+: > "$rows"
+k=1
+while [ $k -le "$nconf" ]; do
+  echo "# $(field $k 1) $(field $k 2):$(awk '{ printf " %s", $1 }' "$tmp/res.$k")" >&2
+  echo "$(field $k 1) $(field $k 2) $(sort -n "$tmp/res.$k" | awk '{ v[NR] = $0 } END { print v[int((NR + 1) / 2)] }')" >> "$rows"
+  k=$((k + 1))
+done
 
 echo "TLS echo: $conns connections, $size-byte messages, ${secs} s per run, median of $reps; TLS 1.3 ($(openssl version | cut -d' ' -f1-2))"
 awk '

@@ -378,6 +378,14 @@ static void set_msg(tconn_t *tc, const char *fmt, ...)
     va_end(ap);
 }
 
+/* OpenSSL wants an empty error queue before each call whose failure it
+ * classifies; clearing an empty queue still costs a walk over it, so peek. */
+static inline void clear_errors(void)
+{
+    if (ERR_peek_error())
+        ERR_clear_error();
+}
+
 static void hs_wake(tconn_t *tc)
 {
     weft__task_t *t = tc->hs_task;
@@ -466,7 +474,7 @@ static void pump(tconn_t *tc)
     struct conn *c = tc->c;
     if (!c || tc->failed)
         return;
-    ERR_clear_error();
+    clear_errors();
     if (!tc->hs_done) {
         int r = SSL_do_handshake(tc->ssl);
         if (r != 1) {
@@ -569,7 +577,7 @@ static int x_write(void *x, const char *data, size_t n)
         return WEFT_EINVALSTATE;
     if (tc->sent_close_notify)
         return UV_EPIPE;
-    ERR_clear_error();
+    clear_errors();
     while (n) {
         size_t w = 0;
         int r = SSL_write_ex(tc->ssl, data, n, &w);
@@ -606,10 +614,10 @@ static void x_shutdown(void *x, bool closing)
 {
     tconn_t *tc = x;
     if (tc->hs_done && !tc->failed && !tc->sent_close_notify) {
-        ERR_clear_error();
+        clear_errors();
         tc->sent_close_notify = true;
         SSL_shutdown(tc->ssl);   /* queues close_notify; we do not wait for the peer's */
-        ERR_clear_error();
+        clear_errors();
         flush_out(tc);
     }
     if (closing && tc->sd_timeout > 0 && !tc->timer_inited && tc->c) {
