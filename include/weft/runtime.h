@@ -49,10 +49,14 @@ typedef struct weft_loop_stats {
     uint64_t injected;         /**< tasks taken from the shared injection queue */
     uint64_t overflows;        /**< spawns that overflowed the local queue into the injection queue */
     uint64_t parks;            /**< times the loop parked (blocked with nothing to do) */
-    uint64_t wakeups;          /**< times another thread woke it */
+    uint64_t wakeups;          /**< times another thread woke it while it was parked (uv_async_send to it) */
     uint64_t inbox_msgs;       /**< cross-thread messages received */
     uint64_t busy_ns;          /**< time not parked */
     uint64_t parked_ns;        /**< time parked */
+    uint64_t inline_joins;     /**< never-run stealable tasks its tasks awaited and ran inline (work-first join) */
+    uint64_t searches;         /**< times it ran out of work and searched (spun over the injector and victims) */
+    uint64_t search_hits;      /**< searches that found work before parking */
+    uint64_t wakeups_sent;     /**< parked loops this loop's thread woke for new stealable work */
 } weft_loop_stats_t;
 
 /**

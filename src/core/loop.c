@@ -288,11 +288,15 @@ int weft__loop_post(weft_loop_t *l, weft__msg_t *m)
     WEFT__TSAN_RELEASE(m);
     weft__inbox_push(&l->inbox, &m->entry);
     ck_pr_fence_memory();   /* publish, then look at `parked` (pairs with the parking loop) */
-    /* runtime loops announce parking; a standalone loop is always woken
-     * (uv_async_send coalesces: one eventfd write per wake-up at most) */
-    if (!l->rt || ck_pr_load_uint(&l->parked) || !(ck_pr_load_uint(&l->flags) & WEFT__L_RUNNING)) {
-        if (l->rt)
-            ck_pr_inc_64(&l->stats.wakeups);
+    /* A runtime loop announces parking: only the poster that moves it from
+     * PARKED to WOKEN sends (one uv_async_send per batch); a loop that is
+     * running or searching drains its inbox without one. A standalone loop is
+     * always woken (uv_async_send coalesces). */
+    if (!l->rt || !(ck_pr_load_uint(&l->flags) & WEFT__L_RUNNING)) {
+        uv_async_send(&l->wake);
+    } else if (ck_pr_load_uint(&l->parked) == WEFT__PARKED &&
+               ck_pr_cas_uint(&l->parked, WEFT__PARKED, WEFT__WOKEN_MSG)) {
+        ck_pr_inc_64(&l->stats.wakeups);
         uv_async_send(&l->wake);
     }
     WEFT__TSAN_RELEASE(&l->senders);
@@ -387,8 +391,12 @@ static bool has_work(weft_loop_t *l)
 static void run_once(weft_loop_t *l)
 {
     bool busy = has_work(l);
-    if (!busy && l->rt)
-        busy = weft__rt_find_work(l);   /* local stealable queue, injection queue, other loops */
+    if (l->rt) {
+        if (!busy)
+            busy = weft__rt_find_work(l);   /* injection queue, other loops, spinning a little */
+        else if (WEFT__UNLIKELY(l->searching))
+            weft__rt_stop_searching(l);     /* woken to search, but work of its own came first */
+    }
     if (!busy) {
         uint64_t now = weft__now_ns();
         if (now - l->last_trim >= 1000000000u) {   /* going idle: stacks unused for a second go back */
@@ -396,20 +404,10 @@ static void run_once(weft_loop_t *l)
             l->last_trim = now;
         }
         arm_uv_timer(l);
-        if (l->rt) {
-            ck_pr_store_uint(&l->parked, 1);
-            ck_pr_fence_memory();   /* parked, then re-check: pairs with weft__loop_post / notify */
-            if (has_work(l) || weft__rt_find_work(l)) {
-                ck_pr_store_uint(&l->parked, 0);
-            } else {
-                weft__rt_before_park(l);
-                uv_run(&l->uv, UV_RUN_ONCE);
-                ck_pr_store_uint(&l->parked, 0);
-                weft__rt_after_park(l);
-            }
-        } else {
+        if (l->rt)
+            weft__rt_park(l, has_work);   /* a last look for work, then the blocking poll */
+        else
             uv_run(&l->uv, UV_RUN_ONCE);
-        }
         l->since_poll = 0;
     } else if (l->since_poll >= WEFT__POLL_INTERVAL) {
         uv_run(&l->uv, UV_RUN_NOWAIT);

@@ -92,6 +92,10 @@ int weft__loop_post(weft_loop_t *l, weft__msg_t *m);
 weft__msg_t *weft__msg_new(void (*run)(weft_loop_t *, weft__msg_t *));
 
 enum { WEFT__L_RUNNING = 1, WEFT__L_STOPPING = 2, WEFT__L_CLOSED = 4 };
+/* A runtime loop's `parked` word: awake (running or searching), parked, or
+ * woken by one thread that won the CAS from PARKED (so one uv_async_send per
+ * park): for a message, or as a searcher (the waker counted it searching). */
+enum { WEFT__AWAKE = 0, WEFT__PARKED = 1, WEFT__WOKEN_MSG = 2, WEFT__WOKEN_SEARCH = 3 };
 
 struct weft_loop {
     uv_loop_t uv;
@@ -120,7 +124,10 @@ struct weft_loop {
     /* runtime worker state (NULL rt for a standalone loop) */
     struct weft_runtime *rt;
     int widx;
-    unsigned int parked;            /* atomic: 1 while blocked in the poll */
+    unsigned int parked;            /* atomic: WEFT__PARKED while parking or blocked in the poll, then
+                                     * WEFT__WOKEN_* as set by the one thread that woke it */
+    bool searching;                 /* counted in rt->nsearching (owner only) */
+    uint32_t spin_ns;               /* adaptive spin budget of a search (owner only) */
     unsigned int tick;
     uint32_t rng;
     ck_ring_t newq;                 /* never-run stealable tasks: owner pushes, anyone pops */

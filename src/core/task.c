@@ -147,19 +147,11 @@ int weft__task_alloc(weft_loop_t *loop, weft_coro_fn fn, void *arg, const weft_t
     return 0;
 }
 
-/* Start a queued task (claim 0) on @l, the loop running on this thread: the
- * caller took it out of a queue, so nobody else can. A cancel that won the
- * claim first makes it end cancelled without running its body. */
-void weft__task_start_claimed(weft_loop_t *l, weft__task_t *t)
+/* Move a never-run task of another loop to @l, the loop running here (a thief,
+ * the injector's taker or an inline join starts it). */
+static void adopt(weft_loop_t *l, weft__task_t *t)
 {
-    bool cancelled = false;
-    if (!ck_pr_cas_uint(&t->claim, 0, 1)) {
-        while (ck_pr_load_uint(&t->claim) == 3)
-            ck_pr_stall();
-        WEFT__TSAN_ACQUIRE(&t->claim);
-        cancelled = true;
-    }
-    if (t->fut.loop != l) {   /* stolen or injected: move ownership here */
+    if (t->fut.loop != l) {
         weft_loop_t *old = t->fut.loop;
         weft__loop_retain(l);
         ck_pr_store_ptr(&t->fut.loop, l);
@@ -167,6 +159,28 @@ void weft__task_start_claimed(weft_loop_t *l, weft__task_t *t)
         t->timer.loop = l;
         weft__loop_release(old);
     }
+}
+
+/* Start a queued task (claim 0) on @l, the loop running on this thread: the
+ * caller took it out of a queue, so no other queue holds it. A cancel that won
+ * the claim first makes it end cancelled without running its body; an awaiter
+ * that won it (work-first join) already ran it, and left this entry holding a
+ * reference. */
+bool weft__task_start_claimed(weft_loop_t *l, weft__task_t *t)
+{
+    bool cancelled = false;
+    if (!ck_pr_cas_uint(&t->claim, 0, 1)) {
+        unsigned int c;
+        while ((c = ck_pr_load_uint(&t->claim)) == 3)
+            ck_pr_stall();
+        WEFT__TSAN_ACQUIRE(&t->claim);
+        if (c == 1) {   /* run inline by its awaiter: drop the queue's reference */
+            weft_future_release(&t->fut);
+            return false;
+        }
+        cancelled = true;
+    }
+    adopt(l, t);
     link_task(l, t);
     if (l->rt && weft__rt_shutting(l->rt) && !cancelled) {
         cancelled = true;   /* started after the shutdown request */
@@ -178,6 +192,7 @@ void weft__task_start_claimed(weft_loop_t *l, weft__task_t *t)
             t->num_cancels = 1;
     }
     task_resume(t);
+    return true;
 }
 
 int weft_loop_create_task(weft_loop_t *loop, weft_task_t **out, weft_coro_fn fn, void *arg,
@@ -378,6 +393,7 @@ int weft__task_suspend(weft__task_t *t, int kind, weft__cancel_wait_fn cancel, v
     t->wait_obj = obj;
     t->wake_status = 0;
     t->state = WEFT_TASK_SUSPENDED;
+    t->left = 1;   /* an inline child: it no longer runs inside its host's step */
     if (t->must_cancel && cancel && cancel(t, t->cancel_msg))
         t->must_cancel = 0;   /* the wait itself now ends with the cancellation */
     weft__coro_switch(&t->coro, t->back, false);
@@ -433,6 +449,109 @@ static bool future_wait_cancel(weft__task_t *t, const char *msg)
     return weft_future_cancel(t->wait_obj, msg) == 1;
 }
 
+/* ---- work-first join -------------------------------------------------------------
+ *
+ * A task awaiting a stealable task (weft_spawn) that has not started yet runs
+ * it at once as a plain call on its own stack, instead of queueing, switching
+ * and coming back. The child stays its own task: it is the current task while
+ * it runs, with its own name, context, cancellation state, result and done
+ * callbacks; the awaiter looks suspended on it (weft_task_awaiting), so
+ * cancelling the awaiter cancels the child through the usual hook. A child
+ * that suspends keeps the borrowed stack until it finishes: its later steps
+ * are resumed on the borrowed stack by the scheduler like any task's, and when
+ * it ends it wakes the awaiter and switches away; the awaiter's next step goes
+ * on from there. The child's queue entry stays behind holding a reference; the
+ * loop or thief that takes it finds the claim taken and only drops it. */
+
+/* Room needed on the borrowed stack: half of the child's own stack size (what
+ * most tasks reserve is far more than they touch) and a margin for weft's own
+ * frames. */
+#define WEFT__INLINE_MARGIN 8192
+
+static bool inline_room(const weft__task_t *t, const weft__task_t *c)
+{
+    const weft__stack_t *st = weft__task_stack(t);
+    if (!st)
+        return false;
+    uintptr_t sp = (uintptr_t)__builtin_frame_address(0);
+    uintptr_t lo = (uintptr_t)st->lo;
+    return sp > lo && sp - lo >= c->stack_size / 2 + WEFT__INLINE_MARGIN;
+}
+
+/* Claim never-run child @c for @t, run it inline, and return with @t running
+ * again and @c done; false (nothing done) if another loop or a cancel claimed
+ * it first. *st receives the status of @t's wait (0, or WEFT_ECANCELED). */
+static bool inline_join(weft__task_t *t, weft__task_t *c, int *st)
+{
+    if (!ck_pr_cas_uint(&c->claim, 0, 1))
+        return false;
+    WEFT__TSAN_ACQUIRE(c);   /* the spawner's writes (its queue push released them) */
+    weft_loop_t *l = t->fut.loop;
+    if (!l->rt || !weft__sched_unqueue(l, c))
+        weft_future_retain(&c->fut);   /* for the queue entry left behind */
+    adopt(l, c);
+    link_task(l, c);
+    if (l->rt && weft__rt_shutting(l->rt)) {   /* started after the shutdown request */
+        c->must_cancel = 1;
+        c->num_cancels++;
+    }
+    if (WEFT__UNLIKELY(c->must_cancel)) {   /* ends cancelled without running its body */
+        task_resume(c);
+        *st = 0;
+        return true;
+    }
+    l->stats.tasks_started++;
+    l->stats.tasks_run++;
+    l->stats.inline_joins++;
+    /* the awaiter waits on the child, cancellable through it */
+    weft__task_begin_wait(t);   /* a stale wake-up of an earlier wait cannot resume it now */
+    t->wait_kind = WEFT__W_FUTURE;
+    t->cancel_wait = future_wait_cancel;
+    t->wait_obj = &c->fut;
+    t->wake_status = 0;
+    t->state = WEFT_TASK_SUSPENDED;
+    /* the child: on the awaiter's stack, coming back to where the awaiter would */
+    c->host = t;
+    c->on_stack = weft__task_stack(t);
+    c->coro = t->coro;   /* same stack: same sanitizer fiber and bounds */
+    c->back = t->back;
+    c->state = WEFT_TASK_RUNNING;
+    weft__thread_t *ts = weft__thread();
+    ts->task = c;
+    ts->coro = &c->coro;
+    l->current = c;
+    weft_value_t res = { .p = NULL };
+    int rc = c->fn(c->arg, &res);
+    task_finish(c, rc, res);
+    c->host = NULL;
+    if (!c->left) {   /* it never suspended: still inside @t's step */
+        ts = weft__thread();
+        ts->task = t;
+        ts->coro = &t->coro;
+        l = t->fut.loop;
+        l->current = t;
+        t->state = WEFT_TASK_RUNNING;
+        t->wait_kind = WEFT__W_NONE;
+        t->cancel_wait = NULL;
+        t->wait_obj = NULL;
+        task_retire(c);
+    } else {
+        /* a later step of the child, resumed by the scheduler (task_resume(c),
+         * which retires it once we switch away): give the stack back to the
+         * awaiter, whose next step continues below */
+        t->left = 1;   /* a nested child: @t, too, has left its host's step */
+        weft__task_wake(t, 0);
+        weft__coro_switch(&t->coro, c->back, false);
+    }
+    *st = t->wake_status;
+    if (t->must_cancel) {   /* cancelled after the child ended, before @t resumed */
+        t->must_cancel = 0;
+        *st = WEFT_ECANCELED;
+        weft__task_set_error(t, WEFT_ECANCELED, weft__strdup(t->cancel_msg));
+    }
+    return true;
+}
+
 int weft_await(weft_future_t *f, weft_value_t *out)
 {
     weft__task_t *t = weft__thread()->task;
@@ -444,10 +563,15 @@ int weft_await(weft_future_t *f, weft_value_t *out)
         return WEFT_ESELFAWAIT;
     if (!weft_future_done(f)) {
         weft_future_retain(f);
+        int rc;
+        weft__task_t *c = f->is_task ? weft__task_of(f) : NULL;
+        if (c && c->joinable && !t->must_cancel && ck_pr_load_uint(&c->claim) == 0 && inline_room(t, c) &&
+            inline_join(t, c, &rc))
+            goto waited;
         /* suspended before the waiter is visible: a completion on another
          * thread can only wake us once we are switchable */
         t->state = WEFT_TASK_SUSPENDED;
-        int rc = weft__future_add_waiter(f, t, weft__task_begin_wait(t));
+        rc = weft__future_add_waiter(f, t, weft__task_begin_wait(t));
         if (rc < 0) {
             t->state = WEFT_TASK_RUNNING;
             weft_future_release(f);
@@ -461,6 +585,7 @@ int weft_await(weft_future_t *f, weft_value_t *out)
         }
         if (!weft_future_done(f))
             weft__future_remove_waiter(f, t);
+    waited:
         if (rc == WEFT_ECANCELED && weft_future_cancelled(f))
             weft__task_set_error(t, rc, weft__strdup(f->msg));   /* asyncio: the future's CancelledError wins */
         if (rc < 0) {
