@@ -133,6 +133,7 @@ struct weft_loop {
     ck_ring_t newq;                 /* never-run stealable tasks: owner pushes, anyone pops */
     ck_ring_buffer_t *newq_buf;
     struct weft__task *backlog, *backlog_tail;   /* never-run tasks beyond newq (owner only) */
+    unsigned int newq_dead;         /* entries of newq whose tasks were joined inline, about (owner only) */
     weft_loop_stats_t stats;
     uint64_t park_t0;
     uint64_t born, died;            /* runtime live-task accounting (owner writes, anyone reads) */

@@ -315,9 +315,10 @@ static void on_segv(int sig, siginfo_t *si, void *uctx)
     weft__thread_t *ts = weft__thread();
     weft__task_t *t = ts->task;
     char *addr = si->si_addr;
-    if (t && t->stack && t->stack->guard && addr >= t->stack->guard && addr < t->stack->lo + WEFT__REDZONE) {
+    weft__stack_t *st = t ? weft__task_stack(t) : NULL;   /* an inline child runs on its awaiter's stack */
+    if (st && st->guard && addr >= st->guard && addr < st->lo + WEFT__REDZONE) {
         weft__overflow_hook = NULL;   /* a guard hit cannot be survived */
-        weft__stack_overflow(weft_task_get_name(&t->fut), t->stack->size);
+        weft__stack_overflow(weft_task_get_name(&t->fut), st->size);
     }
     /* not ours: hand it to whoever was there before, or die the default way */
     if ((old_segv.sa_flags & SA_SIGINFO) && old_segv.sa_sigaction) {

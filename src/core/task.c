@@ -487,8 +487,11 @@ static bool inline_join(weft__task_t *t, weft__task_t *c, int *st)
         return false;
     WEFT__TSAN_ACQUIRE(c);   /* the spawner's writes (its queue push released them) */
     weft_loop_t *l = t->fut.loop;
-    if (!l->rt || !weft__sched_unqueue(l, c))
+    if (!l->rt || !weft__sched_unqueue(l, c)) {
         weft_future_retain(&c->fut);   /* for the queue entry left behind */
+        if (c->fut.loop == l)
+            l->newq_dead++;   /* most likely in this loop's newq: it compacts it when full */
+    }
     adopt(l, c);
     link_task(l, c);
     if (l->rt && weft__rt_shutting(l->rt)) {   /* started after the shutdown request */

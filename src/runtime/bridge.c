@@ -5,6 +5,7 @@
  * plain threads block on it (result with a timeout), tasks on any loop await
  * it (their wake-up is posted to their own loop). Cancelling it cancels the
  * task; the task ending cancelled cancels it. */
+#include <sched.h>
 #include "core/task.h"
 #include "runtime/sched.h"
 
@@ -22,11 +23,14 @@ struct weft_cfuture {
     uv_cond_t cv;
     bool done;
     bool cancelled;
+    unsigned int done_hint;   /* atomic copy of done, polled by a waiter before it sleeps */
     int rc;
     weft_value_t value;       /* borrowed from the task, which we keep */
     weft__task_t *task;
     cf_waiter_t *waiters;
 };
+
+#define WEFT__CF_SPIN_NS 20000u
 
 static void cf_release(weft_cfuture_t *cf)
 {
@@ -59,6 +63,7 @@ static void cfuture_task_done(weft__task_t *t, void *arg)
     cf->value = v;
     cf->cancelled = rc == WEFT_ECANCELED && weft_future_cancelled(&t->fut);
     cf->done = true;
+    ck_pr_store_uint(&cf->done_hint, 1);
     cf_waiter_t *w = cf->waiters;
     cf->waiters = NULL;
     uv_cond_broadcast(&cf->cv);
@@ -131,6 +136,17 @@ int weft_cfuture_result(weft_cfuture_t *cf, double timeout, weft_value_t *out)
         return WEFT_EINVAL;
     if (weft__thread()->running)
         return WEFT_EWRONGLOOP;
+    /* A result usually comes within microseconds: poll a little (yielding the
+     * CPU) before sleeping on the condition variable, so that a quick round
+     * trip costs no futex wake-up. */
+    if (timeout != 0) {
+        uint64_t t0 = uv_hrtime();
+        for (unsigned int i = 1; !ck_pr_load_uint(&cf->done_hint); i++) {
+            if ((i & 15) == 0 && uv_hrtime() - t0 >= WEFT__CF_SPIN_NS)
+                break;
+            sched_yield();   /* a loaded machine: the loop that will complete it may need this CPU */
+        }
+    }
     uv_mutex_lock(&cf->mu);
     if (!cf->done) {
         if (timeout < 0) {

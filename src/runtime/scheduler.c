@@ -110,6 +110,29 @@ static void backlog_refill(weft_loop_t *l)
     }
 }
 
+/* Drop the entries of tasks their awaiters ran inline from a full newq (they
+ * hold slots until a token or a thief meets them, and a loop whose tasks join
+ * their children inline may run no token for a long time), keeping the order
+ * of the others. Thieves may take entries meanwhile: they are only fewer. */
+static void newq_compact(weft_loop_t *l)
+{
+    void *keep[WEFT__NEWQ_SIZE];
+    unsigned int k = 0;
+    void *p;
+    while (k < WEFT__NEWQ_SIZE && ck_ring_dequeue_spmc(&l->newq, l->newq_buf, &p)) {
+        WEFT__TSAN_ACQUIRE(p);
+        if (ck_pr_load_uint(&((weft__task_t *)p)->claim) == 1)
+            weft_future_release(p);
+        else
+            keep[k++] = p;
+    }
+    for (unsigned int i = 0; i < k; i++) {
+        WEFT__TSAN_RELEASE(keep[i]);
+        ck_ring_enqueue_spmc(&l->newq, l->newq_buf, keep[i]);   /* fewer than were there: room */
+    }
+    l->newq_dead = 0;
+}
+
 /* A token in the ready FIFO starts the oldest never-run task this loop still
  * holds: from newq (stealable), else from the backlog (newq was full). Every
  * queued task has one token, so thefts only make some tokens no-ops. */
@@ -151,6 +174,12 @@ static int queue_local(weft_loop_t *l, weft__task_t *t, bool stealable)
         return WEFT_ENOMEM;
     h->fn = token_dispatch;
     h->u.ptr = NULL;
+    if (stealable && (l->backlog || ck_ring_size(&l->newq) >= WEFT__NEWQ_SIZE - 1)) {
+        if (l->newq_dead >= WEFT__NEWQ_SIZE / 4 && ck_ring_size(&l->newq) >= WEFT__NEWQ_SIZE - 1)
+            newq_compact(l);
+        if (l->backlog)
+            backlog_refill(l);   /* keep the oldest waiting tasks where thieves see them */
+    }
     if (!stealable) {
         h->u.ptr = t;
         t->token = h;
@@ -465,7 +494,7 @@ bool weft__rt_find_work(weft_loop_t *l)
         if ((i & 7) == 0) {
             if (uv_hrtime() - t0 >= l->spin_ns || weft__rt_shutting(rt))
                 break;
-            if ((i & 63) == 0)
+            if ((i & 15) == 0)
                 sched_yield();   /* a loaded machine: let a thread with work run */
         }
         ck_pr_stall();
