@@ -286,6 +286,7 @@ static int child_cancel_main(void *arg, weft_value_t *out)
     CHECK_EQ(weft_task_cancelling(me), 0);   /* only the child was cancelled */
     CHECK_EQ(weft_await(k, NULL), 0);
     CHECK_EQ(inline_joins(), j0 + 1);
+    weft_task_release(c);
     /* a child cancelled before it starts never runs, inline or not */
     CHECK_EQ(weft_spawn(&c, sleepy_child, NULL, NULL), 0);
     g_victim = NULL;

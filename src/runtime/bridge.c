@@ -31,6 +31,7 @@ struct weft_cfuture {
 };
 
 #define WEFT__CF_SPIN_NS 20000u
+static unsigned int cf_spinner;   /* atomic: a thread polls in weft_cfuture_result */
 
 static void cf_release(weft_cfuture_t *cf)
 {
@@ -138,14 +139,16 @@ int weft_cfuture_result(weft_cfuture_t *cf, double timeout, weft_value_t *out)
         return WEFT_EWRONGLOOP;
     /* A result usually comes within microseconds: poll a little (yielding the
      * CPU) before sleeping on the condition variable, so that a quick round
-     * trip costs no futex wake-up. */
-    if (timeout != 0) {
+     * trip costs no futex wake-up. One thread of the process polls at a time:
+     * many would take the CPUs from the loops that complete their futures. */
+    if (timeout != 0 && !ck_pr_load_uint(&cf->done_hint) && ck_pr_fas_uint(&cf_spinner, 1) == 0) {
         uint64_t t0 = uv_hrtime();
         for (unsigned int i = 1; !ck_pr_load_uint(&cf->done_hint); i++) {
             if ((i & 15) == 0 && uv_hrtime() - t0 >= WEFT__CF_SPIN_NS)
                 break;
             sched_yield();   /* a loaded machine: the loop that will complete it may need this CPU */
         }
+        ck_pr_store_uint(&cf_spinner, 0);
     }
     uv_mutex_lock(&cf->mu);
     if (!cf->done) {
