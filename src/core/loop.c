@@ -176,6 +176,32 @@ static void handle_recycle(weft_loop_t *l, weft__handle_t *h)
     l->hfree = h;
 }
 
+/* Unlink and recycle the cancelled pooled handles of the ready queue (tokens
+ * of tasks their awaiters ran inline pile up there while a long step runs),
+ * keeping the order of the rest and the count of this iteration's snapshot
+ * still to run. Owner thread; may run inside a step. */
+void weft__ready_compact(weft_loop_t *l)
+{
+    weft__handle_t **pp = &l->ready.head, *last = NULL;
+    size_t i = 0, todo = l->ntodo;
+    while (*pp) {
+        weft__handle_t *h = *pp;
+        if ((h->flags & (WEFT__H_CANCELLED | WEFT__H_POOLED)) == (WEFT__H_CANCELLED | WEFT__H_POOLED)) {
+            *pp = h->next;
+            l->ready.count--;
+            if (i < todo)
+                l->ntodo--;
+            handle_recycle(l, h);
+        } else {
+            last = h;
+            pp = &h->next;
+        }
+        i++;
+    }
+    l->ready.tail = last;
+    l->dead_tokens = 0;
+}
+
 static void user_dispatch(weft__handle_t *h)
 {
     weft_loop_t *l = h->loop;
@@ -424,9 +450,10 @@ static void run_once(weft_loop_t *l)
             weft__ready_push(l, h);
         }
     }
-    size_t ntodo = l->ready.count;
-    l->since_poll += ntodo;
-    while (ntodo--) {
+    l->ntodo = l->ready.count;   /* a field: weft__ready_compact may take some out */
+    l->since_poll += l->ntodo;
+    while (l->ntodo) {
+        l->ntodo--;
         weft__handle_t *h = ready_pop(l);
         if (WEFT__UNLIKELY(h->flags & WEFT__H_CANCELLED)) {
             handle_recycle(l, h);

@@ -109,6 +109,8 @@ struct weft_loop {
     uint64_t timer_seq;
     uint64_t armed_ms;             /* deadline the uv timer is armed for, UINT64_MAX = none */
     uint64_t since_poll;           /* handles run since the last I/O poll */
+    size_t ntodo;                  /* handles of this iteration's snapshot still to run */
+    size_t dead_tokens;            /* cancelled tokens in the ready queue (compacted when many) */
     weft__handle_t *hfree;         /* pooled user handles */
     void **hchunks;
     size_t nhchunks;
@@ -157,6 +159,8 @@ int weft__loop_check_at(const weft_loop_t *l, const char *fn);
 /* A runtime worker thread's whole life: run @l until the runtime shuts down. */
 int weft__loop_run_worker(weft_loop_t *l);
 void weft__ready_push(weft_loop_t *l, weft__handle_t *h);
+/* Drop cancelled pooled handles from the ready queue (see loop.c). */
+void weft__ready_compact(weft_loop_t *l);
 weft__handle_t *weft__handle_new(weft_loop_t *l);
 int weft__timer_start(weft_loop_t *l, weft__handle_t *h, uint64_t when_ns);
 void weft__timer_cancel(weft_loop_t *l, weft__handle_t *h);

@@ -80,6 +80,8 @@ bool weft__sched_unqueue(weft_loop_t *l, weft__task_t *t)
         t->token->flags |= WEFT__H_CANCELLED;
         t->token = NULL;
         ck_pr_store_ptr(&t->held_by, NULL);
+        if (++l->dead_tokens >= 4096 && 2 * l->dead_tokens >= l->ready.count)
+            weft__ready_compact(l);   /* a step that joins many children inline: keep the queue small */
         return true;
     }
     if (t->in_backlog) {
