@@ -84,9 +84,13 @@ static bool pool_spin(weft_executor_t *ex)
     for (unsigned int i = 1;; i++) {
         if (ck_pr_load_uint(&ex->nqueued))
             return true;
-        if ((i & 15) == 0 && uv_hrtime() - t0 >= WEFT__POOL_SPIN_NS)
-            return false;
-        sched_yield();   /* a loaded machine: the thread that submits may need this CPU */
+        if ((i & 15) == 0) {
+            if (uv_hrtime() - t0 >= WEFT__POOL_SPIN_NS)
+                return false;
+            if ((i & 127) == 0)
+                sched_yield();   /* a loaded machine: the thread that submits may need this CPU */
+        }
+        ck_pr_stall();
     }
 }
 

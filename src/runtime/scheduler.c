@@ -496,7 +496,7 @@ bool weft__rt_find_work(weft_loop_t *l)
         if ((i & 7) == 0) {
             if (uv_hrtime() - t0 >= l->spin_ns || weft__rt_shutting(rt))
                 break;
-            if ((i & 15) == 0)
+            if ((i & 127) == 0)
                 sched_yield();   /* a loaded machine: let a thread with work run */
         }
         ck_pr_stall();
