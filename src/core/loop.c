@@ -21,6 +21,7 @@
 #define WEFT__POLL_INTERVAL 61
 #define WEFT__HCHUNK 64
 #define WEFT__STACK_KEEP_IDLE 256
+#define WEFT__TASK_KEEP_IDLE 4096   /* cached task structs kept by a loop going idle */
 
 static _Thread_local weft__thread_t tls_thread;
 
@@ -122,6 +123,8 @@ void weft__ready_push(weft_loop_t *l, weft__handle_t *h)
 {
     h->flags |= WEFT__H_READY;
     h->next = NULL;
+    h->prev = l->ready.tail;
+    h->seq = l->iter;
     if (l->ready.tail)
         l->ready.tail->next = h;
     else
@@ -134,11 +137,30 @@ static weft__handle_t *ready_pop(weft_loop_t *l)
 {
     weft__handle_t *h = l->ready.head;
     l->ready.head = h->next;
-    if (!l->ready.head)
+    if (l->ready.head)
+        l->ready.head->prev = NULL;
+    else
         l->ready.tail = NULL;
     l->ready.count--;
     h->flags &= ~(uint32_t)WEFT__H_READY;
     return h;
+}
+
+void weft__ready_remove(weft_loop_t *l, weft__handle_t *h)
+{
+    if (h->prev)
+        h->prev->next = h->next;
+    else
+        l->ready.head = h->next;
+    if (h->next)
+        h->next->prev = h->prev;
+    else
+        l->ready.tail = h->prev;
+    l->ready.count--;
+    if (l->ntodo && h->seq < l->iter)
+        l->ntodo--;   /* it was part of this iteration's snapshot */
+    h->next = h->prev = NULL;
+    h->flags &= ~(uint32_t)WEFT__H_READY;
 }
 
 weft__handle_t *weft__handle_new(weft_loop_t *l)
@@ -193,6 +215,7 @@ void weft__ready_compact(weft_loop_t *l)
                 l->ntodo--;
             handle_recycle(l, h);
         } else {
+            h->prev = last;
             last = h;
             pp = &h->next;
         }
@@ -427,6 +450,7 @@ static void run_once(weft_loop_t *l)
         uint64_t now = weft__now_ns();
         if (now - l->last_trim >= 1000000000u) {   /* going idle: stacks unused for a second go back */
             weft__stack_pool_trim(&l->stacks, WEFT__STACK_KEEP_IDLE);
+            weft__task_cache_trim(l, WEFT__TASK_KEEP_IDLE);
             l->last_trim = now;
         }
         arm_uv_timer(l);
@@ -450,7 +474,8 @@ static void run_once(weft_loop_t *l)
             weft__ready_push(l, h);
         }
     }
-    l->ntodo = l->ready.count;   /* a field: weft__ready_compact may take some out */
+    l->ntodo = l->ready.count;   /* a field: weft__ready_compact / _remove may take some out */
+    l->iter++;                   /* handles queued from now on belong to the next snapshot */
     l->since_poll += l->ntodo;
     while (l->ntodo) {
         l->ntodo--;

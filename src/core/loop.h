@@ -31,9 +31,11 @@ enum {
 
 struct weft__handle {
     weft__handle_t *next;
+    weft__handle_t *prev;   /* ready queue: previous handle (weft__ready_remove) */
     weft__dispatch_fn fn;
     uint64_t when;          /* timer deadline, loop ns */
-    uint64_t seq;           /* FIFO among equal deadlines */
+    uint64_t seq;           /* in the heap: FIFO among equal deadlines; in the ready queue: the
+                             * loop iteration that queued it */
     uint32_t heap_idx;
     uint32_t flags;
     uint64_t gen;           /* pooled handles: bumped on reuse */
@@ -110,6 +112,7 @@ struct weft_loop {
     uint64_t armed_ms;             /* deadline the uv timer is armed for, UINT64_MAX = none */
     uint64_t since_poll;           /* handles run since the last I/O poll */
     size_t ntodo;                  /* handles of this iteration's snapshot still to run */
+    uint64_t iter;                 /* iterations begun (ready-queue snapshots taken) */
     size_t dead_tokens;            /* cancelled tokens in the ready queue (compacted when many) */
     weft__handle_t *hfree;         /* pooled user handles */
     void **hchunks;
@@ -161,6 +164,8 @@ int weft__loop_run_worker(weft_loop_t *l);
 void weft__ready_push(weft_loop_t *l, weft__handle_t *h);
 /* Drop cancelled pooled handles from the ready queue (see loop.c). */
 void weft__ready_compact(weft_loop_t *l);
+/* Take @h out of the ready queue, wherever it is (owner thread). */
+void weft__ready_remove(weft_loop_t *l, weft__handle_t *h);
 weft__handle_t *weft__handle_new(weft_loop_t *l);
 int weft__timer_start(weft_loop_t *l, weft__handle_t *h, uint64_t when_ns);
 void weft__timer_cancel(weft_loop_t *l, weft__handle_t *h);

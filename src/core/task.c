@@ -31,7 +31,7 @@ static void task_step_dispatch(weft__handle_t *h);
 static void task_timer_dispatch(weft__handle_t *h);
 static void task_resume(weft__task_t *t);
 
-#define WEFT__TASK_CACHE 65536   /* task structs a loop keeps for reuse */
+#define WEFT__TASK_CACHE 131072   /* task structs a busy loop keeps for reuse (trimmed when it goes idle) */
 
 /* Task structs are recycled through the running loop's cache: no malloc/free
  * (and no heap trimming with its TLB shoot-downs) per task on the hot path. */
@@ -57,6 +57,16 @@ static void task_mem_free(weft__task_t *t)
         return;
     }
     free(t);
+}
+
+void weft__task_cache_trim(weft_loop_t *l, size_t keep)
+{
+    while (l->ntask_cache > keep) {
+        weft__task_t *t = l->task_cache;
+        l->task_cache = t->nextt;
+        l->ntask_cache--;
+        free(t);
+    }
 }
 
 void weft__task_cache_free(weft_loop_t *l)
@@ -193,6 +203,34 @@ bool weft__task_start_claimed(weft_loop_t *l, weft__task_t *t)
     }
     task_resume(t);
     return true;
+}
+
+/* The first step of a task weft_spawn queued by its own step handle (one
+ * worker): start it like a token would, unless its awaiter took it out of the
+ * ready queue to run it inline. */
+static void spawn_step_dispatch(weft__handle_t *h)
+{
+    weft__task_t *t = WEFT__CONTAINER(h, weft__task_t, step);
+    t->step.fn = task_step_dispatch;
+    t->token = NULL;
+    ck_pr_store_ptr(&t->held_by, NULL);
+    weft__task_start_claimed(h->loop, t);
+}
+
+void weft__task_queue_step(weft_loop_t *l, weft__task_t *t)
+{
+    t->step.fn = spawn_step_dispatch;
+    t->token = &t->step;
+    ck_pr_store_ptr(&t->held_by, l);
+    weft__ready_push(l, &t->step);
+}
+
+void weft__task_unqueue_step(weft_loop_t *l, weft__task_t *t)
+{
+    weft__ready_remove(l, &t->step);
+    t->step.fn = task_step_dispatch;
+    t->token = NULL;
+    ck_pr_store_ptr(&t->held_by, NULL);
 }
 
 int weft_loop_create_task(weft_loop_t *loop, weft_task_t **out, weft_coro_fn fn, void *arg,

@@ -84,10 +84,16 @@ void weft__task_set_error(weft__task_t *t, int code, char *msg);
 int weft__task_alloc(weft_loop_t *loop, weft_coro_fn fn, void *arg, const weft_task_opts_t *opts, weft__task_t **out);
 int weft__task_cancel_remote(weft__task_t *t, const char *msg);
 void weft__task_cache_free(weft_loop_t *l);
+/* Free cached task structs beyond @keep (a loop going idle). */
+void weft__task_cache_trim(weft_loop_t *l, size_t keep);
 /* Start never-run task @t, taken out of a queue, on @l (the scheduler calls
  * it). Returns false if the entry was a leftover of a task its awaiter already
  * ran inline (then only the queue's reference is dropped). */
 bool weft__task_start_claimed(weft_loop_t *l, weft__task_t *t);
+/* One worker: queue never-run @t by its own step handle (a pinned token that
+ * costs no handle), claim 0; and take it out again for an inline join. */
+void weft__task_queue_step(weft_loop_t *l, weft__task_t *t);
+void weft__task_unqueue_step(weft_loop_t *l, weft__task_t *t);
 /* The stack @t runs on: its own, or the one it borrows while run inline. */
 static inline weft__stack_t *weft__task_stack(const weft__task_t *t) { return t->stack ? t->stack : t->on_stack; }
 /* Destroy a task that never finished (loop close). */

@@ -76,6 +76,10 @@ bool weft__sched_unqueue(weft_loop_t *l, weft__task_t *t)
 {
     if (ck_pr_load_ptr(&t->held_by) != l)
         return false;
+    if (t->token == &t->step) {   /* queued by its own step: out of the ready queue */
+        weft__task_unqueue_step(l, t);
+        return true;
+    }
     if (t->token) {   /* a pinned token: it will be skipped */
         t->token->flags |= WEFT__H_CANCELLED;
         t->token = NULL;
@@ -258,16 +262,8 @@ int weft_spawn(weft_task_t **out, weft_coro_fn fn, void *arg, const weft_task_op
         *out = weft_future_retain(&t->fut);
         t->fut.user_ref = 1;
     }
-    if (l->rt->n == 1) {   /* nobody to steal it: a token that starts exactly this task */
-        if ((rc = queue_local(l, t, false)) < 0) {
-            if (out) {
-                *out = NULL;
-                weft_future_release(&t->fut);
-            }
-            weft__rt_task_gone(l->rt);
-            weft_future_release(&t->fut);
-            return rc;
-        }
+    if (l->rt->n == 1) {   /* nobody to steal it: its own step starts exactly this task */
+        weft__task_queue_step(l, t);
         l->stats.spawned++;
         return 0;
     }
