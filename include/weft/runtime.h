@@ -49,10 +49,14 @@ typedef struct weft_loop_stats {
     uint64_t injected;         /**< tasks taken from the shared injection queue */
     uint64_t overflows;        /**< spawns that overflowed the local queue into the injection queue */
     uint64_t parks;            /**< times the loop parked (blocked with nothing to do) */
-    uint64_t wakeups;          /**< times another thread woke it */
+    uint64_t wakeups;          /**< times another thread woke it while it was parked (uv_async_send to it) */
     uint64_t inbox_msgs;       /**< cross-thread messages received */
     uint64_t busy_ns;          /**< time not parked */
     uint64_t parked_ns;        /**< time parked */
+    uint64_t inline_joins;     /**< never-run stealable tasks its tasks awaited and ran inline (work-first join) */
+    uint64_t searches;         /**< times it ran out of work and searched (spun over the injector and victims) */
+    uint64_t search_hits;      /**< searches that found work before parking */
+    uint64_t wakeups_sent;     /**< parked loops this loop's thread woke for new stealable work */
 } weft_loop_stats_t;
 
 /**
@@ -122,8 +126,25 @@ WEFT_API int weft_runtime_free(weft_runtime_t *rt);
 /**
  * Spawn a stealable task (Tokio's spawn) from a task or callback running on a
  * loop of a runtime: it is queued on the current loop, and an idle loop may
- * take it before it first runs. On a standalone loop it behaves as
- * weft_create_task. @return as weft_create_task. Loop thread.
+ * take it before it first runs. On a standalone loop, or with
+ * opts->eager_start, it behaves as weft_create_task. @return as
+ * weft_create_task. Loop thread.
+ *
+ * Work-first join: when a task awaits (weft_await) a stealable task that has
+ * not started yet, the awaiting task runs it at once, inline on its own stack
+ * (no new stack, no switch, no trip through the queue), instead of waiting for
+ * its turn. The child is still its own task: weft_current_task() is the child,
+ * with its own name, its own copy of the context, its own result, exception or
+ * cancellation, and its done callbacks (scheduled, as always); the awaiter is
+ * meanwhile suspended on it (weft_task_awaiting), so cancelling the awaiter
+ * cancels the child, exactly as for any awaited task. A child that suspends
+ * keeps the awaiter's stack until it finishes, then the awaiter resumes. So a
+ * stealable task may start earlier than its place in the loop's FIFO (it has
+ * no order guarantee anyway: another loop may have taken it); loop-affine
+ * tasks (weft_create_task) are never run inline and keep asyncio's order.
+ * A child run inline has at least half of its stack_size left on the borrowed
+ * stack (otherwise it is not run inline); a task that needs its whole stack
+ * should be created with weft_create_task or awaited after it started.
  */
 WEFT_API int weft_spawn(weft_task_t **out, weft_coro_fn fn, void *arg, const weft_task_opts_t *opts);
 

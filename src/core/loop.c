@@ -22,6 +22,7 @@
 #define WEFT__POLL_INTERVAL 61
 #define WEFT__HCHUNK 64
 #define WEFT__STACK_KEEP_IDLE 256
+#define WEFT__TASK_KEEP_IDLE 4096   /* cached task structs kept by a loop going idle */
 
 static _Thread_local weft__thread_t tls_thread;
 
@@ -123,6 +124,8 @@ void weft__ready_push(weft_loop_t *l, weft__handle_t *h)
 {
     h->flags |= WEFT__H_READY;
     h->next = NULL;
+    h->prev = l->ready.tail;
+    h->seq = l->iter;
     if (l->ready.tail)
         l->ready.tail->next = h;
     else
@@ -135,11 +138,30 @@ static weft__handle_t *ready_pop(weft_loop_t *l)
 {
     weft__handle_t *h = l->ready.head;
     l->ready.head = h->next;
-    if (!l->ready.head)
+    if (l->ready.head)
+        l->ready.head->prev = NULL;
+    else
         l->ready.tail = NULL;
     l->ready.count--;
     h->flags &= ~(uint32_t)WEFT__H_READY;
     return h;
+}
+
+void weft__ready_remove(weft_loop_t *l, weft__handle_t *h)
+{
+    if (h->prev)
+        h->prev->next = h->next;
+    else
+        l->ready.head = h->next;
+    if (h->next)
+        h->next->prev = h->prev;
+    else
+        l->ready.tail = h->prev;
+    l->ready.count--;
+    if (l->ntodo && h->seq < l->iter)
+        l->ntodo--;   /* it was part of this iteration's snapshot */
+    h->next = h->prev = NULL;
+    h->flags &= ~(uint32_t)WEFT__H_READY;
 }
 
 weft__handle_t *weft__handle_new(weft_loop_t *l)
@@ -199,6 +221,33 @@ static void report_callback(weft_loop_t *l, int rc, char *msg, weft_handle_t hd,
     };
     weft_loop_call_exception_handler(l, &info);
     free(msg);
+}
+
+/* Unlink and recycle the cancelled pooled handles of the ready queue (tokens
+ * of tasks their awaiters ran inline pile up there while a long step runs),
+ * keeping the order of the rest and the count of this iteration's snapshot
+ * still to run. Owner thread; may run inside a step. */
+void weft__ready_compact(weft_loop_t *l)
+{
+    weft__handle_t **pp = &l->ready.head, *last = NULL;
+    size_t i = 0, todo = l->ntodo;
+    while (*pp) {
+        weft__handle_t *h = *pp;
+        if ((h->flags & (WEFT__H_CANCELLED | WEFT__H_POOLED)) == (WEFT__H_CANCELLED | WEFT__H_POOLED)) {
+            *pp = h->next;
+            l->ready.count--;
+            if (i < todo)
+                l->ntodo--;
+            handle_recycle(l, h);
+        } else {
+            h->prev = last;
+            last = h;
+            pp = &h->next;
+        }
+        i++;
+    }
+    l->ready.tail = last;
+    l->dead_tokens = 0;
 }
 
 static void user_dispatch(weft__handle_t *h)
@@ -347,11 +396,15 @@ static int loop_post(weft_loop_t *l, weft__msg_t *m, bool user)
     WEFT__TSAN_RELEASE(m);
     weft__inbox_push(&l->inbox, &m->entry);
     ck_pr_fence_memory();   /* publish, then look at `parked` (pairs with the parking loop) */
-    /* runtime loops announce parking; a standalone loop is always woken
-     * (uv_async_send coalesces: one eventfd write per wake-up at most) */
-    if (!l->rt || ck_pr_load_uint(&l->parked) || !(ck_pr_load_uint(&l->flags) & WEFT__L_RUNNING)) {
-        if (l->rt)
-            ck_pr_inc_64(&l->stats.wakeups);
+    /* A runtime loop announces parking: only the poster that moves it from
+     * PARKED to WOKEN sends (one uv_async_send per batch); a loop that is
+     * running or searching drains its inbox without one. A standalone loop is
+     * always woken (uv_async_send coalesces). */
+    if (!l->rt || !(ck_pr_load_uint(&l->flags) & WEFT__L_RUNNING)) {
+        uv_async_send(&l->wake);
+    } else if (ck_pr_load_uint(&l->parked) == WEFT__PARKED &&
+               ck_pr_cas_uint(&l->parked, WEFT__PARKED, WEFT__WOKEN_MSG)) {
+        ck_pr_inc_64(&l->stats.wakeups);
         uv_async_send(&l->wake);
     }
     WEFT__TSAN_RELEASE(&l->senders);
@@ -452,29 +505,24 @@ static bool has_work(weft_loop_t *l)
 static void run_once(weft_loop_t *l)
 {
     bool busy = has_work(l);
-    if (!busy && l->rt)
-        busy = weft__rt_find_work(l);   /* local stealable queue, injection queue, other loops */
+    if (l->rt) {
+        if (!busy)
+            busy = weft__rt_find_work(l);   /* injection queue, other loops, spinning a little */
+        else if (WEFT__UNLIKELY(l->searching))
+            weft__rt_stop_searching(l);     /* woken to search, but work of its own came first */
+    }
     if (!busy) {
         uint64_t now = weft__now_ns();
         if (now - l->last_trim >= 1000000000u) {   /* going idle: stacks unused for a second go back */
             weft__stack_pool_trim(&l->stacks, WEFT__STACK_KEEP_IDLE);
+            weft__task_cache_trim(l, WEFT__TASK_KEEP_IDLE);
             l->last_trim = now;
         }
         arm_uv_timer(l);
-        if (l->rt) {
-            ck_pr_store_uint(&l->parked, 1);
-            ck_pr_fence_memory();   /* parked, then re-check: pairs with weft__loop_post / notify */
-            if (has_work(l) || weft__rt_find_work(l)) {
-                ck_pr_store_uint(&l->parked, 0);
-            } else {
-                weft__rt_before_park(l);
-                uv_run(&l->uv, UV_RUN_ONCE);
-                ck_pr_store_uint(&l->parked, 0);
-                weft__rt_after_park(l);
-            }
-        } else {
+        if (l->rt)
+            weft__rt_park(l, has_work);   /* a last look for work, then the blocking poll */
+        else
             uv_run(&l->uv, UV_RUN_ONCE);
-        }
         l->since_poll = 0;
     } else if (l->since_poll >= WEFT__POLL_INTERVAL) {
         uv_run(&l->uv, UV_RUN_NOWAIT);
@@ -491,9 +539,11 @@ static void run_once(weft_loop_t *l)
             weft__ready_push(l, h);
         }
     }
-    size_t ntodo = l->ready.count;
-    l->since_poll += ntodo;
-    while (ntodo--) {
+    l->ntodo = l->ready.count;   /* a field: weft__ready_compact / _remove may take some out */
+    l->iter++;                   /* handles queued from now on belong to the next snapshot */
+    l->since_poll += l->ntodo;
+    while (l->ntodo) {
+        l->ntodo--;
         weft__handle_t *h = ready_pop(l);
         if (WEFT__UNLIKELY(h->flags & WEFT__H_CANCELLED)) {
             handle_recycle(l, h);

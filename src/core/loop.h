@@ -32,9 +32,11 @@ enum {
 
 struct weft__handle {
     weft__handle_t *next;
+    weft__handle_t *prev;   /* ready queue: previous handle (weft__ready_remove) */
     weft__dispatch_fn fn;
     uint64_t when;          /* timer deadline, loop ns */
-    uint64_t seq;           /* FIFO among equal deadlines */
+    uint64_t seq;           /* in the heap: FIFO among equal deadlines; in the ready queue: the
+                             * loop iteration that queued it */
     uint32_t heap_idx;
     uint32_t flags;
     uint64_t gen;           /* pooled handles: bumped on reuse */
@@ -103,6 +105,10 @@ int weft__loop_post(weft_loop_t *l, weft__msg_t *m);
 weft__msg_t *weft__msg_new(void (*run)(weft_loop_t *, weft__msg_t *));
 
 enum { WEFT__L_RUNNING = 1, WEFT__L_STOPPING = 2, WEFT__L_CLOSED = 4 };
+/* A runtime loop's `parked` word: awake (running or searching), parked, or
+ * woken by one thread that won the CAS from PARKED (so one uv_async_send per
+ * park): for a message, or as a searcher (the waker counted it searching). */
+enum { WEFT__AWAKE = 0, WEFT__PARKED = 1, WEFT__WOKEN_MSG = 2, WEFT__WOKEN_SEARCH = 3 };
 
 struct weft_loop {
     uv_loop_t uv;
@@ -116,6 +122,9 @@ struct weft_loop {
     uint64_t timer_seq;
     uint64_t armed_ms;             /* deadline the uv timer is armed for, UINT64_MAX = none */
     uint64_t since_poll;           /* handles run since the last I/O poll */
+    size_t ntodo;                  /* handles of this iteration's snapshot still to run */
+    uint64_t iter;                 /* iterations begun (ready-queue snapshots taken) */
+    size_t dead_tokens;            /* cancelled tokens in the ready queue (compacted when many) */
     weft__handle_t *hfree;         /* pooled user handles */
     weft__handle_t *hcold;         /* pooled handles whose last use was cancelled: reused last,
                                       so Handle.cancelled() stays answerable longer */
@@ -133,12 +142,16 @@ struct weft_loop {
     /* runtime worker state (NULL rt for a standalone loop) */
     struct weft_runtime *rt;
     int widx;
-    unsigned int parked;            /* atomic: 1 while blocked in the poll */
+    unsigned int parked;            /* atomic: WEFT__PARKED while parking or blocked in the poll, then
+                                     * WEFT__WOKEN_* as set by the one thread that woke it */
+    bool searching;                 /* counted in rt->nsearching (owner only) */
+    uint32_t spin_ns;               /* adaptive spin budget of a search (owner only) */
     unsigned int tick;
     uint32_t rng;
     ck_ring_t newq;                 /* never-run stealable tasks: owner pushes, anyone pops */
     ck_ring_buffer_t *newq_buf;
     struct weft__task *backlog, *backlog_tail;   /* never-run tasks beyond newq (owner only) */
+    unsigned int newq_dead;         /* entries of newq whose tasks were joined inline, about (owner only) */
     weft_loop_stats_t stats;
     uint64_t park_t0;
     uint64_t born, died;            /* runtime live-task accounting (owner writes, anyone reads) */
@@ -163,6 +176,10 @@ int weft__loop_check_at(const weft_loop_t *l, const char *fn);
 /* A runtime worker thread's whole life: run @l until the runtime shuts down. */
 int weft__loop_run_worker(weft_loop_t *l);
 void weft__ready_push(weft_loop_t *l, weft__handle_t *h);
+/* Drop cancelled pooled handles from the ready queue (see loop.c). */
+void weft__ready_compact(weft_loop_t *l);
+/* Take @h out of the ready queue, wherever it is (owner thread). */
+void weft__ready_remove(weft_loop_t *l, weft__handle_t *h);
 weft__handle_t *weft__handle_new(weft_loop_t *l);
 int weft__timer_start(weft_loop_t *l, weft__handle_t *h, uint64_t when_ns);
 void weft__timer_cancel(weft_loop_t *l, weft__handle_t *h);

@@ -347,9 +347,12 @@ static const char *sig_task_name(const weft__task_t *t, char *buf, size_t n)
     return buf;
 }
 
+/* Is @addr in the guard of the stack @t runs on (its own, or the one it
+ * borrows as an inline child)? */
 static bool in_guard(const weft__task_t *t, const char *addr)
 {
-    return t && t->stack && t->stack->guard && addr >= t->stack->guard && addr < t->stack->lo + WEFT__REDZONE;
+    const weft__stack_t *st = t ? weft__task_stack(t) : NULL;
+    return st && st->guard && addr >= st->guard && addr < st->lo + WEFT__REDZONE;
 }
 
 static void on_segv(int sig, siginfo_t *si, void *uctx)
@@ -376,7 +379,7 @@ static void on_segv(int sig, siginfo_t *si, void *uctx)
             write_str("' ran: one of them overflowed with a frame larger than the guard "
                       "(build coroutines with -fstack-clash-protection)\n");
         }
-        weft__stack_overflow(sig_task_name(owner, nbuf[0], sizeof nbuf[0]), owner->stack->size);
+        weft__stack_overflow(sig_task_name(owner, nbuf[0], sizeof nbuf[0]), weft__task_stack(owner)->size);
     }
     /* not ours: hand it to whoever was there before, or die the default way */
     if ((old_segv.sa_flags & SA_SIGINFO) && old_segv.sa_sigaction) {

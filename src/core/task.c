@@ -37,7 +37,7 @@ static void task_step_dispatch(weft__handle_t *h);
 static void task_timer_dispatch(weft__handle_t *h);
 static void task_resume(weft__task_t *t);
 
-#define WEFT__TASK_CACHE 65536   /* task structs a loop keeps for reuse */
+#define WEFT__TASK_CACHE 131072   /* task structs a busy loop keeps for reuse (trimmed when it goes idle) */
 
 /* Task structs are recycled through the running loop's cache: no malloc/free
  * (and no heap trimming with its TLB shoot-downs) per task on the hot path. */
@@ -65,6 +65,16 @@ static void task_mem_free(weft__task_t *t)
         return;
     }
     free(t);
+}
+
+void weft__task_cache_trim(weft_loop_t *l, size_t keep)
+{
+    while (l->ntask_cache > keep) {
+        weft__task_t *t = l->task_cache;
+        l->task_cache = t->nextt;
+        l->ntask_cache--;
+        free(t);
+    }
 }
 
 void weft__task_cache_free(weft_loop_t *l)
@@ -171,15 +181,10 @@ int weft__task_alloc(weft_loop_t *loop, weft_coro_fn fn, void *arg, const weft_t
     return 0;
 }
 
-/* Start a queued task (claim 0) on @l, the loop running on this thread: the
- * caller took it out of a queue, so nobody else can. A cancel that won the
- * claim first makes it end cancelled without running its body. */
-void weft__task_start_claimed(weft_loop_t *l, weft__task_t *t)
+/* Move a never-run task of another loop to @l, the loop running here (a thief,
+ * the injector's taker or an inline join starts it). */
+static void adopt(weft_loop_t *l, weft__task_t *t)
 {
-    bool cancelled = false;
-    /* move ownership first: whoever sees the claim at 1 then reads the task's
-     * final loop (weft_await's cycle check decides by it whether it may read
-     * the task's state) */
     if (t->fut.loop != l) {   /* stolen or injected: move ownership here */
         weft_loop_t *old = t->fut.loop;
         weft__loop_retain(l);
@@ -188,13 +193,43 @@ void weft__task_start_claimed(weft_loop_t *l, weft__task_t *t)
         t->timer.loop = l;
         weft__loop_release(old);
     }
+}
+
+/* Claim states: 0 queued, 4 being started (its loop is moving), 1 started
+ * (also: run inline by its awaiter), 3 a cancel is being recorded, 2
+ * cancelled before it started. A starter takes 0 -> 4, moves the task's loop,
+ * then publishes 1, so whoever sees 1 also sees the task's final loop
+ * (weft_await's cycle check decides by it whether it may read the task). */
+static bool claim_start(weft_loop_t *l, weft__task_t *t)
+{
+    if (!ck_pr_cas_uint(&t->claim, 0, 4))
+        return false;
+    adopt(l, t);
     ck_pr_fence_store();
     WEFT__TSAN_RELEASE(&t->fut.loop);
-    if (!ck_pr_cas_uint(&t->claim, 0, 1)) {
-        while (ck_pr_load_uint(&t->claim) == 3)
+    ck_pr_store_uint(&t->claim, 1);
+    return true;
+}
+
+/* Start a queued task (claim 0) on @l, the loop running on this thread: the
+ * caller took it out of a queue, so no other queue holds it. A cancel that won
+ * the claim first makes it end cancelled without running its body; an awaiter
+ * that won it (work-first join) already ran it, and left this entry holding a
+ * reference. */
+bool weft__task_start_claimed(weft_loop_t *l, weft__task_t *t)
+{
+    bool cancelled = false;
+    if (!claim_start(l, t)) {
+        unsigned int c;
+        while ((c = ck_pr_load_uint(&t->claim)) == 3 || c == 4)
             ck_pr_stall();
         WEFT__TSAN_ACQUIRE(&t->claim);
+        if (c == 1) {   /* run inline by its awaiter: drop the queue's reference */
+            weft_future_release(&t->fut);
+            return false;
+        }
         cancelled = true;
+        adopt(l, t);
     }
     link_task(l, t);
     if (l->rt && weft__rt_shutting(l->rt) && !cancelled) {
@@ -207,6 +242,35 @@ void weft__task_start_claimed(weft_loop_t *l, weft__task_t *t)
             t->num_cancels = 1;
     }
     task_resume(t);
+    return true;
+}
+
+/* The first step of a task weft_spawn queued by its own step handle (one
+ * worker): start it like a token would, unless its awaiter took it out of the
+ * ready queue to run it inline. */
+static void spawn_step_dispatch(weft__handle_t *h)
+{
+    weft__task_t *t = WEFT__CONTAINER(h, weft__task_t, step);
+    t->step.fn = task_step_dispatch;
+    t->token = NULL;
+    ck_pr_store_ptr(&t->held_by, NULL);
+    weft__task_start_claimed(h->loop, t);
+}
+
+void weft__task_queue_step(weft_loop_t *l, weft__task_t *t)
+{
+    t->step.fn = spawn_step_dispatch;
+    t->token = &t->step;
+    ck_pr_store_ptr(&t->held_by, l);
+    weft__ready_push(l, &t->step);
+}
+
+void weft__task_unqueue_step(weft_loop_t *l, weft__task_t *t)
+{
+    weft__ready_remove(l, &t->step);
+    t->step.fn = task_step_dispatch;
+    t->token = NULL;
+    ck_pr_store_ptr(&t->held_by, NULL);
 }
 
 int weft_loop_create_task(weft_loop_t *loop, weft_task_t **out, weft_coro_fn fn, void *arg,
@@ -416,6 +480,7 @@ int weft__task_suspend(weft__task_t *t, int kind, weft__cancel_wait_fn cancel, v
     t->wait_obj = obj;
     t->wake_status = 0;
     t->state = WEFT_TASK_SUSPENDED;
+    t->left = 1;   /* an inline child: it no longer runs inside its host's step */
     if (t->must_cancel && cancel && cancel(t, t->cancel_msg))
         t->must_cancel = 0;   /* the wait itself now ends with the cancellation */
     weft__coro_switch(&t->coro, t->back, false);
@@ -512,6 +577,110 @@ static bool closes_cycle(const weft__task_t *t, const weft_future_t *f)
         if (x == t)
             return true;
     return false;
+/* ---- work-first join -------------------------------------------------------------
+ *
+ * A task awaiting a stealable task (weft_spawn) that has not started yet runs
+ * it at once as a plain call on its own stack, instead of queueing, switching
+ * and coming back. The child stays its own task: it is the current task while
+ * it runs, with its own name, context, cancellation state, result and done
+ * callbacks; the awaiter looks suspended on it (weft_task_awaiting), so
+ * cancelling the awaiter cancels the child through the usual hook. A child
+ * that suspends keeps the borrowed stack until it finishes: its later steps
+ * are resumed on the borrowed stack by the scheduler like any task's, and when
+ * it ends it wakes the awaiter and switches away; the awaiter's next step goes
+ * on from there. The child's queue entry stays behind holding a reference; the
+ * loop or thief that takes it finds the claim taken and only drops it. */
+
+/* Room needed on the borrowed stack: half of the child's own stack size (what
+ * most tasks reserve is far more than they touch) and a margin for weft's own
+ * frames. */
+#define WEFT__INLINE_MARGIN 8192
+
+static bool inline_room(const weft__task_t *t, const weft__task_t *c)
+{
+    const weft__stack_t *st = weft__task_stack(t);
+    if (!st)
+        return false;
+    uintptr_t sp = (uintptr_t)__builtin_frame_address(0);
+    uintptr_t lo = (uintptr_t)st->lo;
+    return sp > lo && sp - lo >= c->stack_size / 2 + WEFT__INLINE_MARGIN;
+}
+
+/* Claim never-run child @c for @t, run it inline, and return with @t running
+ * again and @c done; false (nothing done) if another loop or a cancel claimed
+ * it first. *st receives the status of @t's wait (0, or WEFT_ECANCELED). */
+static bool inline_join(weft__task_t *t, weft__task_t *c, int *st)
+{
+    weft_loop_t *l = t->fut.loop;
+    weft_loop_t *home = weft__future_loop(&c->fut);
+    WEFT__TSAN_ACQUIRE(c);   /* the spawner's writes (its queue push released them) */
+    if (!claim_start(l, c))
+        return false;
+    if (!l->rt || !weft__sched_unqueue(l, c)) {
+        weft_future_retain(&c->fut);   /* for the queue entry left behind */
+        if (home == l)
+            l->newq_dead++;   /* most likely in this loop's newq: it compacts it when full */
+    }
+    link_task(l, c);
+    if (l->rt && weft__rt_shutting(l->rt)) {   /* started after the shutdown request */
+        c->must_cancel = 1;
+        c->num_cancels++;
+    }
+    if (WEFT__UNLIKELY(c->must_cancel)) {   /* ends cancelled without running its body */
+        task_resume(c);
+        *st = 0;
+        return true;
+    }
+    l->stats.tasks_started++;
+    l->stats.tasks_run++;
+    l->stats.inline_joins++;
+    /* the awaiter waits on the child, cancellable through it */
+    weft__task_begin_wait(t);   /* a stale wake-up of an earlier wait cannot resume it now */
+    t->wait_kind = WEFT__W_FUTURE;
+    t->cancel_wait = future_wait_cancel;
+    t->wait_obj = &c->fut;
+    t->wake_status = 0;
+    t->state = WEFT_TASK_SUSPENDED;
+    /* the child: on the awaiter's stack, coming back to where the awaiter would */
+    c->host = t;
+    c->on_stack = weft__task_stack(t);
+    c->coro = t->coro;   /* same stack: same sanitizer fiber and bounds */
+    c->back = t->back;
+    c->state = WEFT_TASK_RUNNING;
+    weft__thread_t *ts = weft__thread();
+    ts->task = c;
+    ts->coro = &c->coro;
+    l->current = c;
+    weft_value_t res = { .p = NULL };
+    int rc = c->fn(c->arg, &res);
+    task_finish(c, rc, res);
+    c->host = NULL;
+    if (!c->left) {   /* it never suspended: still inside @t's step */
+        ts = weft__thread();
+        ts->task = t;
+        ts->coro = &t->coro;
+        l = t->fut.loop;
+        l->current = t;
+        t->state = WEFT_TASK_RUNNING;
+        t->wait_kind = WEFT__W_NONE;
+        t->cancel_wait = NULL;
+        t->wait_obj = NULL;
+        task_retire(c);
+    } else {
+        /* a later step of the child, resumed by the scheduler (task_resume(c),
+         * which retires it once we switch away): give the stack back to the
+         * awaiter, whose next step continues below */
+        t->left = 1;   /* a nested child: @t, too, has left its host's step */
+        weft__task_wake(t, 0);
+        weft__coro_switch(&t->coro, c->back, false);
+    }
+    *st = t->wake_status;
+    if (t->must_cancel) {   /* cancelled after the child ended, before @t resumed */
+        t->must_cancel = 0;
+        *st = WEFT_ECANCELED;
+        weft__task_set_error(t, WEFT_ECANCELED, weft__strdup(t->cancel_msg));
+    }
+    return true;
 }
 
 int weft_await(weft_future_t *f, weft_value_t *out)
@@ -528,10 +697,15 @@ int weft_await(weft_future_t *f, weft_value_t *out)
             return weft_raise(WEFT_EDEADLK, "awaiting task '%s' would close a cycle of tasks awaiting each other",
                               weft_task_get_name(f));
         weft_future_retain(f);
+        int rc;
+        weft__task_t *c = f->is_task ? weft__task_of(f) : NULL;
+        if (c && c->joinable && !t->must_cancel && ck_pr_load_uint(&c->claim) == 0 && inline_room(t, c) &&
+            inline_join(t, c, &rc))
+            goto waited;
         /* suspended before the waiter is visible: a completion on another
          * thread can only wake us once we are switchable */
         t->state = WEFT_TASK_SUSPENDED;
-        int rc = weft__future_add_waiter(f, t, weft__task_begin_wait(t));
+        rc = weft__future_add_waiter(f, t, weft__task_begin_wait(t));
         if (rc < 0) {
             weft__task_drop_wait(t);
             t->state = WEFT_TASK_RUNNING;
@@ -547,6 +721,7 @@ int weft_await(weft_future_t *f, weft_value_t *out)
         }
         if (!weft_future_done(f))
             weft__future_remove_waiter(f, t);
+    waited:
         if (rc == WEFT_ECANCELED && weft_future_cancelled(f))
             weft__task_set_error(t, rc, weft__strdup(f->msg));   /* asyncio: the future's CancelledError wins */
         if (rc < 0) {
@@ -775,7 +950,9 @@ int weft_task_cancel(weft_task_t *f, const char *msg)
         ck_pr_store_uint(&t->claim, 2);
         return 1;
     }
-    if (claim != 1 && ck_pr_load_uint(&t->claim) != 1)
+    while ((claim = ck_pr_load_uint(&t->claim)) == 4)   /* being started: its loop is moving */
+        ck_pr_stall();
+    if (claim != 1)
         return weft_future_done(f) ? 0 : 1;
     if (weft__future_loop(f) != weft__thread()->running)
         return weft__task_cancel_remote(t, msg);

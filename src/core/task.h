@@ -31,8 +31,23 @@ typedef struct weft__task {
     uint8_t nswitch;                /* switches since the last full red-zone check */
     uint8_t wait_open;              /* weft__task_begin_wait numbered the coming suspension */
     uint8_t live;                   /* atomic: linked into its loop, not yet retired (the loop holds a reference) */
+    uint8_t joinable;               /* weft_spawn: its awaiter may run it inline (work-first join) */
+    uint8_t left;                   /* inline child: it switched away from its host's step at least once */
     ck_stack_entry_t inj_entry;     /* link in the runtime's injection queue */
-    unsigned int claim;             /* atomic: 0 queued, 1 started, 2 cancelled before start */
+    unsigned int claim;             /* atomic: 0 queued, 1 started, 2 cancelled before start
+                                     * (3 while the cancel stores its message) */
+    /* Work-first join: a child run inline by the task awaiting it borrows
+     * that task's stack. @host is the awaiting task while the child runs,
+     * @on_stack the borrowed stack (the host's own or the one it borrows). */
+    struct weft__task *host;
+    weft__stack_t *on_stack;
+    /* Queue state of a never-run task (scheduler.c). @held_by (atomic) is the
+     * loop whose backlog or pinned token holds it, NULL in a ring, the
+     * injector or a message; the other fields belong to that loop's thread. */
+    weft_loop_t *held_by;
+    weft__handle_t *token;
+    struct weft__task *bl_prev;
+    uint8_t in_backlog;
     /* Called on the task's loop right after it completed, before anything
      * else sees it gone (run_coroutine_threadsafe completes its concurrent
      * future there); NULL for most tasks. */
@@ -98,8 +113,18 @@ void weft__task_set_error(weft__task_t *t, int code, char *msg);
 int weft__task_alloc(weft_loop_t *loop, weft_coro_fn fn, void *arg, const weft_task_opts_t *opts, weft__task_t **out);
 int weft__task_cancel_remote(weft__task_t *t, const char *msg);
 void weft__task_cache_free(weft_loop_t *l);
-/* Start never-run task @t, claimed from a queue, on @l (the scheduler calls it). */
-void weft__task_start_claimed(weft_loop_t *l, weft__task_t *t);
+/* Free cached task structs beyond @keep (a loop going idle). */
+void weft__task_cache_trim(weft_loop_t *l, size_t keep);
+/* Start never-run task @t, taken out of a queue, on @l (the scheduler calls
+ * it). Returns false if the entry was a leftover of a task its awaiter already
+ * ran inline (then only the queue's reference is dropped). */
+bool weft__task_start_claimed(weft_loop_t *l, weft__task_t *t);
+/* One worker: queue never-run @t by its own step handle (a pinned token that
+ * costs no handle), claim 0; and take it out again for an inline join. */
+void weft__task_queue_step(weft_loop_t *l, weft__task_t *t);
+void weft__task_unqueue_step(weft_loop_t *l, weft__task_t *t);
+/* The stack @t runs on: its own, or the one it borrows while run inline. */
+static inline weft__stack_t *weft__task_stack(const weft__task_t *t) { return t->stack ? t->stack : t->on_stack; }
 /* Destroy a task that never finished (loop close). */
 void weft__task_abandon(weft__task_t *t);
 

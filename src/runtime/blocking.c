@@ -7,6 +7,8 @@
  * task is cancelled it stops waiting at once (asyncio's behaviour); the call
  * still finishes in its thread and its result is dropped. */
 #include "core/task.h"
+
+#include <sched.h>
 #include "weft/contextvar.h"
 #include "runtime/cfuture.h"
 #include "runtime/sched.h"
@@ -34,6 +36,9 @@ struct weft_executor {
     uv_cond_t cv;
     job_t *head, *tail;
     int max, nthreads, idle;
+    int queued;               /* jobs in the FIFO */
+    int spinning;             /* threads between jobs that poll `nqueued` before sleeping (at most 1) */
+    unsigned int nqueued;     /* atomic copy of queued, for the spinning thread */
     bool shutdown;
     uv_thread_t *threads;
 };
@@ -83,11 +88,39 @@ static int run_job(void *arg)
     return 0;
 }
 
+/* How long one idle pool thread polls for the next job before it sleeps on
+ * the condition variable: a burst of to_thread calls then costs no futex
+ * wake-up per call. One thread at most spins. */
+#define WEFT__POOL_SPIN_NS 50000u
+
+static bool pool_spin(weft_executor_t *ex)
+{
+    uint64_t t0 = uv_hrtime();
+    for (unsigned int i = 1;; i++) {
+        if (ck_pr_load_uint(&ex->nqueued))
+            return true;
+        if ((i & 15) == 0) {
+            if (uv_hrtime() - t0 >= WEFT__POOL_SPIN_NS)
+                return false;
+            if ((i & 127) == 0)
+                sched_yield();   /* a loaded machine: the thread that submits may need this CPU */
+        }
+        ck_pr_stall();
+    }
+}
+
 static void pool_thread(void *arg)
 {
     weft_executor_t *ex = arg;
     uv_mutex_lock(&ex->mu);
     for (;;) {
+        if (!ex->head && !ex->shutdown && !ex->spinning) {
+            ex->spinning = 1;
+            uv_mutex_unlock(&ex->mu);
+            pool_spin(ex);
+            uv_mutex_lock(&ex->mu);
+            ex->spinning = 0;
+        }
         while (!ex->head && !ex->shutdown) {
             ex->idle++;
             uv_cond_wait(&ex->cv, &ex->mu);
@@ -99,6 +132,8 @@ static void pool_thread(void *arg)
         ex->head = j->next;
         if (!ex->head)
             ex->tail = NULL;
+        ex->queued--;
+        ck_pr_store_uint(&ex->nqueued, (unsigned int)ex->queued);
         uv_mutex_unlock(&ex->mu);
         if (j->ctx)
             weft_context_run(j->ctx, run_job, j);   /* contextvars read in fn see the caller's values */
@@ -232,12 +267,17 @@ int weft_run_in_executor_dtor(weft_executor_t *ex, weft_blocking_fn fn, void *ar
     else
         ex->head = j;
     ex->tail = j;
-    if (ex->idle == 0 && ex->nthreads < ex->max) {
-        uv_thread_options_t o = { .flags = UV_THREAD_HAS_STACK_SIZE, .stack_size = 1 << 20 };
-        if (uv_thread_create_ex(&ex->threads[ex->nthreads], &o, pool_thread, ex) == 0)
-            ex->nthreads++;
+    ex->queued++;
+    ck_pr_store_uint(&ex->nqueued, (unsigned int)ex->queued);
+    if (ex->queued > ex->spinning) {   /* more jobs than the spinning thread will take */
+        if (ex->idle > 0)
+            uv_cond_signal(&ex->cv);
+        else if (ex->nthreads < ex->max) {
+            uv_thread_options_t o = { .flags = UV_THREAD_HAS_STACK_SIZE, .stack_size = 1 << 20 };
+            if (uv_thread_create_ex(&ex->threads[ex->nthreads], &o, pool_thread, ex) == 0)
+                ex->nthreads++;
+        }
     }
-    uv_cond_signal(&ex->cv);
     uv_mutex_unlock(&ex->mu);
     int rc = weft__task_suspend(t, WEFT__W_OTHER, job_cancel, j);
     if (rc < 0) {

@@ -5,6 +5,7 @@
  * plain threads block on it (result with a timeout), tasks on any loop await
  * it (their wake-up is posted to their own loop). Cancelling it cancels the
  * task; the task ending cancelled cancels it. */
+#include <sched.h>
 #include "core/task.h"
 #include "runtime/cfuture.h"
 #include "runtime/sched.h"
@@ -25,6 +26,7 @@ struct weft_cfuture {
     uv_cond_t cv;
     bool done;
     bool cancelled;
+    unsigned int done_hint;   /* atomic copy of done, polled by a waiter before it sleeps */
     int rc;
     weft_value_t value;       /* borrowed from the task, which we keep; else owned (dtor) */
     char *msg;                /* the exception's or cancellation's message, owned */
@@ -33,6 +35,9 @@ struct weft_cfuture {
     void *cancel_arg;
     cf_waiter_t *waiters;
 };
+
+#define WEFT__CF_SPIN_NS 20000u
+static unsigned int cf_spinner;   /* atomic: a thread polls in weft_cfuture_result */
 
 static void cf_release(weft_cfuture_t *cf)
 {
@@ -87,6 +92,7 @@ bool weft__cfuture_complete(weft_cfuture_t *cf, int rc, weft_value_t v, char *ms
     cf->msg = msg;
     cf->cancelled = cancelled;
     cf->done = true;
+    ck_pr_store_uint(&cf->done_hint, 1);
     cf_waiter_t *w = cf->waiters;
     cf->waiters = NULL;
     uv_cond_broadcast(&cf->cv);
@@ -191,6 +197,19 @@ static int cf_wait_locked(weft_cfuture_t *cf, double timeout)
         return WEFT_EINVAL;
     if (weft__thread()->running)
         return WEFT_EWRONGLOOP;
+    /* A result usually comes within microseconds: poll a little (yielding the
+     * CPU) before sleeping on the condition variable, so that a quick round
+     * trip costs no futex wake-up. One thread of the process polls at a time:
+     * many would take the CPUs from the loops that complete their futures. */
+    if (timeout != 0 && !ck_pr_load_uint(&cf->done_hint) && ck_pr_fas_uint(&cf_spinner, 1) == 0) {
+        uint64_t t0 = uv_hrtime();
+        for (unsigned int i = 1; !ck_pr_load_uint(&cf->done_hint); i++) {
+            if ((i & 15) == 0 && uv_hrtime() - t0 >= WEFT__CF_SPIN_NS)
+                break;
+            sched_yield();   /* a loaded machine: the loop that will complete it may need this CPU */
+        }
+        ck_pr_store_uint(&cf_spinner, 0);
+    }
     uv_mutex_lock(&cf->mu);
     if (!cf->done) {
         /* WEFT_NO_TIMEOUT, INFINITY, 1e300...: a duration too large for 64-bit

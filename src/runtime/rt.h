@@ -24,8 +24,11 @@ struct weft_runtime {
     uv_mutex_t exec_mu;
     uint64_t foreign_born;        /* tasks allocated by threads outside the runtime (atomic) */
     uint64_t foreign_died;
-    /* written on every spawn by every loop: each on its own cache line */
-    _Alignas(64) unsigned int nsearching;
+    unsigned int max_search;      /* loops that may search at once: half the loops, at most half the CPUs, >= 1 */
+    /* read on every spawn by every loop, written when loops search, park and
+     * wake: each on its own cache line */
+    _Alignas(64) unsigned int nsearching;   /* loops searching, or woken to search */
+    _Alignas(64) unsigned int nparked;      /* loops parked (or about to, or just woken) */
     _Alignas(64) unsigned int notify_rr;
     char pad_end[64 - sizeof(unsigned int)];
 };

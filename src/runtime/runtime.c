@@ -97,6 +97,13 @@ int weft_runtime_new(const weft_runtime_opts_t *opts, weft_runtime_t **out)
         goto nomem;
     ck_stack_init(&rt->inj);
     uv_mutex_init(&rt->exec_mu);
+    {
+        unsigned int cpus = uv_available_parallelism();
+        unsigned int m = (unsigned int)n / 2;
+        if (m > cpus / 2)
+            m = cpus / 2;
+        rt->max_search = m ? m : 1;
+    }
     for (int i = 0; i < n; i++) {
         int rc = weft_loop_new(&rt->loops[i]);
         if (rc < 0) {
@@ -317,18 +324,22 @@ void weft_runtime_print_stats(const weft_runtime_t *rt, FILE *fp)
 {
     if (!rt || !fp)
         return;
-    fprintf(fp, "%-6s %12s %10s %10s %10s %8s %10s %9s %9s %8s %8s %10s %10s %10s\n", "loop", "steps", "started",
-            "spawned", "steal_try", "steals", "stolen", "injected", "overflow", "parks", "wakeups", "inbox",
-            "busy_ms", "parked_ms");
+    fprintf(fp, "%-6s %12s %10s %10s %10s %8s %10s %9s %9s %8s %8s %10s %10s %10s %8s %8s %8s %8s\n", "loop", "steps",
+            "started", "spawned", "steal_try", "steals", "stolen", "injected", "overflow", "parks", "wakeups", "inbox",
+            "busy_ms", "parked_ms", "inline", "searches", "s_hits", "w_sent");
     for (int i = 0; i < rt->n; i++) {
         weft_loop_stats_t s;
         weft_runtime_stats(rt, i, &s);
-        fprintf(fp, "%-6d %12llu %10llu %10llu %10llu %8llu %10llu %9llu %9llu %8llu %8llu %10llu %10.1f %10.1f\n", i,
-                (unsigned long long)s.tasks_run, (unsigned long long)s.tasks_started,
+        fprintf(fp,
+                "%-6d %12llu %10llu %10llu %10llu %8llu %10llu %9llu %9llu %8llu %8llu %10llu %10.1f %10.1f %8llu "
+                "%8llu %8llu %8llu\n",
+                i, (unsigned long long)s.tasks_run, (unsigned long long)s.tasks_started,
                 (unsigned long long)s.spawned, (unsigned long long)s.steal_attempts, (unsigned long long)s.steals,
                 (unsigned long long)s.stolen, (unsigned long long)s.injected, (unsigned long long)s.overflows,
                 (unsigned long long)s.parks, (unsigned long long)s.wakeups, (unsigned long long)s.inbox_msgs,
-                (double)s.busy_ns / 1e6, (double)s.parked_ns / 1e6);
+                (double)s.busy_ns / 1e6, (double)s.parked_ns / 1e6, (unsigned long long)s.inline_joins,
+                (unsigned long long)s.searches, (unsigned long long)s.search_hits,
+                (unsigned long long)s.wakeups_sent);
     }
 }
 

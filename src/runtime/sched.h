@@ -14,17 +14,25 @@ struct weft_runtime;
 #define WEFT__NEWQ_SIZE 256
 
 /* ---- the scheduler (scheduler.c), called by a worker loop ---- */
-/* Look for work elsewhere (injector, then a victim's queue); true if some was queued here. */
+/* Look for work elsewhere (injector, victims' queues, spinning a bounded
+ * time while this loop's inbox stays empty); true if some was found. */
 bool weft__rt_find_work(weft_loop_t *l);
+/* @l found work of its own while counted as searching: stop searching. */
+void weft__rt_stop_searching(weft_loop_t *l);
 /* Take work from the injection queue now (fairness: every few dozen steps). */
 void weft__rt_poll_injector(weft_loop_t *l);
-/* Around the loop's blocking poll: parking bookkeeping and counters. */
-void weft__rt_before_park(weft_loop_t *l);
-void weft__rt_after_park(weft_loop_t *l);
+/* Park @l in its blocking poll unless a last look (@has_work, the injector,
+ * the other loops) finds work; keeps the parking counters. */
+void weft__rt_park(weft_loop_t *l, bool (*has_work)(weft_loop_t *));
 /* New stealable work exists: wake a parked loop if nobody is searching. */
 void weft__rt_notify(struct weft_runtime *rt);
 /* Queue never-run task @t on @loop (a message), or on the injector when @loop is NULL. */
 int weft__rt_submit(struct weft_runtime *rt, weft_loop_t *loop, struct weft__task *t);
+
+/* Work-first join: take never-run task @t out of @l's own queues if it is
+ * held there without a queue slot (a pinned token, the backlog); false if
+ * it sits in a ring or elsewhere (the entry then stays, holding a reference). */
+bool weft__sched_unqueue(weft_loop_t *l, struct weft__task *t);
 
 /* ---- the runtime's life cycle (runtime.c), called by the core ---- */
 /* Live-task accounting, so shutdown knows when the last task is gone. */

@@ -15,6 +15,8 @@
  * already searching (Go's and Tokio's rule). */
 #include "runtime/rt.h"
 
+#include <sched.h>
+
 /* ---- injection queue --------------------------------------------------------- */
 
 /* Any thread: one CAS, never waits for another producer (a bounded MPMC ring
@@ -31,17 +33,66 @@ static bool inj_empty(weft_runtime_t *rt) { return weft__inbox_empty(&rt->inj); 
 /* ---- queueing stealable work on a loop ------------------------------------------- */
 
 /* The backlog: never-run tasks beyond a full newq, a FIFO linked through
- * their step handles (owner only). */
+ * their step handles, backwards through bl_prev (owner only). */
+static void backlog_unlink(weft_loop_t *l, weft__task_t *b)
+{
+    weft__task_t *n = b->step.next ? WEFT__CONTAINER(b->step.next, weft__task_t, step) : NULL;
+    if (b->bl_prev)
+        b->bl_prev->step.next = b->step.next;
+    else
+        l->backlog = n;
+    if (n)
+        n->bl_prev = b->bl_prev;
+    else
+        l->backlog_tail = b->bl_prev;
+    b->step.next = NULL;
+    b->bl_prev = NULL;
+    b->in_backlog = 0;
+    ck_pr_store_ptr(&b->held_by, NULL);
+}
+
 static weft__task_t *backlog_pop(weft_loop_t *l)
 {
     weft__task_t *b = l->backlog;
-    if (b) {
-        l->backlog = b->step.next ? WEFT__CONTAINER(b->step.next, weft__task_t, step) : NULL;
-        if (!l->backlog)
-            l->backlog_tail = NULL;
-        b->step.next = NULL;
-    }
+    if (b)
+        backlog_unlink(l, b);
     return b;
+}
+
+static void backlog_push(weft_loop_t *l, weft__task_t *t)
+{
+    t->step.next = NULL;
+    t->bl_prev = l->backlog_tail;
+    if (l->backlog_tail)
+        l->backlog_tail->step.next = &t->step;
+    else
+        l->backlog = t;
+    l->backlog_tail = t;
+    t->in_backlog = 1;
+    ck_pr_store_ptr(&t->held_by, l);
+}
+
+bool weft__sched_unqueue(weft_loop_t *l, weft__task_t *t)
+{
+    if (ck_pr_load_ptr(&t->held_by) != l)
+        return false;
+    if (t->token == &t->step) {   /* queued by its own step: out of the ready queue */
+        weft__task_unqueue_step(l, t);
+        return true;
+    }
+    if (t->token) {   /* a pinned token: it will be skipped */
+        t->token->flags |= WEFT__H_CANCELLED;
+        t->token = NULL;
+        ck_pr_store_ptr(&t->held_by, NULL);
+        if (++l->dead_tokens >= 4096 && 2 * l->dead_tokens >= l->ready.count)
+            weft__ready_compact(l);   /* a step that joins many children inline: keep the queue small */
+        return true;
+    }
+    if (t->in_backlog) {
+        backlog_unlink(l, t);
+        return true;
+    }
+    return false;
 }
 
 /* Move backlog tasks into newq while it has room, so thieves can see them. */
@@ -52,12 +103,40 @@ static void backlog_refill(weft_loop_t *l)
         WEFT__TSAN_RELEASE(b);
         if (!ck_ring_enqueue_spmc(&l->newq, l->newq_buf, b)) {   /* cannot happen: only we push */
             b->step.next = l->backlog ? &l->backlog->step : NULL;
+            b->bl_prev = NULL;
+            b->in_backlog = 1;
+            ck_pr_store_ptr(&b->held_by, l);
+            if (l->backlog)
+                l->backlog->bl_prev = b;
             l->backlog = b;
             if (!l->backlog_tail)
                 l->backlog_tail = b;
             break;
         }
     }
+}
+
+/* Drop the entries of tasks their awaiters ran inline from a full newq (they
+ * hold slots until a token or a thief meets them, and a loop whose tasks join
+ * their children inline may run no token for a long time), keeping the order
+ * of the others. Thieves may take entries meanwhile: they are only fewer. */
+static void newq_compact(weft_loop_t *l)
+{
+    void *keep[WEFT__NEWQ_SIZE];
+    unsigned int k = 0;
+    void *p;
+    while (k < WEFT__NEWQ_SIZE && ck_ring_dequeue_spmc(&l->newq, l->newq_buf, &p)) {
+        WEFT__TSAN_ACQUIRE(p);
+        if (ck_pr_load_uint(&((weft__task_t *)p)->claim) == 1)
+            weft_future_release(p);
+        else
+            keep[k++] = p;
+    }
+    for (unsigned int i = 0; i < k; i++) {
+        WEFT__TSAN_RELEASE(keep[i]);
+        ck_ring_enqueue_spmc(&l->newq, l->newq_buf, keep[i]);   /* fewer than were there: room */
+    }
+    l->newq_dead = 0;
 }
 
 /* A token in the ready FIFO starts the oldest never-run task this loop still
@@ -71,7 +150,13 @@ static void token_dispatch(weft__handle_t *h)
     h->flags = WEFT__H_POOLED;
     h->next = l->hfree;
     l->hfree = h;
-    if (!t) {
+    if (t) {
+        t->token = NULL;
+        ck_pr_store_ptr(&t->held_by, NULL);
+        weft__task_start_claimed(l, t);
+        return;
+    }
+    for (;;) {   /* skip entries of tasks their awaiters already ran inline */
         void *p;
         if (ck_ring_dequeue_spmc(&l->newq, l->newq_buf, &p)) {
             WEFT__TSAN_ACQUIRE(p);
@@ -81,8 +166,9 @@ static void token_dispatch(weft__handle_t *h)
         }
         if (l->backlog)
             backlog_refill(l);
+        if (weft__task_start_claimed(l, t))
+            return;
     }
-    weft__task_start_claimed(l, t);
 }
 
 /* Queue a never-run task on @l (this thread's loop): stealable through newq,
@@ -94,38 +180,68 @@ static int queue_local(weft_loop_t *l, weft__task_t *t, bool stealable)
         return WEFT_ENOMEM;
     h->fn = token_dispatch;
     h->u.ptr = NULL;
+    if (stealable && (l->backlog || ck_ring_size(&l->newq) >= WEFT__NEWQ_SIZE - 1)) {
+        if (l->newq_dead >= WEFT__NEWQ_SIZE / 4 && ck_ring_size(&l->newq) >= WEFT__NEWQ_SIZE - 1)
+            newq_compact(l);
+        if (l->backlog)
+            backlog_refill(l);   /* keep the oldest waiting tasks where thieves see them */
+    }
     if (!stealable) {
         h->u.ptr = t;
+        t->token = h;
+        ck_pr_store_ptr(&t->held_by, l);
     } else if (!l->backlog && ck_ring_size(&l->newq) < WEFT__NEWQ_SIZE - 1) {
         WEFT__TSAN_RELEASE(t);
         ck_ring_enqueue_spmc(&l->newq, l->newq_buf, t);   /* room checked: only we push */
     } else {
-        t->step.next = NULL;
-        if (l->backlog_tail)
-            l->backlog_tail->step.next = &t->step;
-        else
-            l->backlog = t;
-        l->backlog_tail = t;
+        backlog_push(l, t);
         l->stats.overflows++;
     }
     weft__ready_push(l, h);
     return 0;
 }
 
+/* Wake one parked loop as a searcher, unless a loop already searches or
+ * none is parked. The caller published its work before; the full fence
+ * orders that against our reads of nsearching and parked (a loop that parks
+ * announces it, fences, then looks for work: one of the two sees the other). */
 void weft__rt_notify(weft_runtime_t *rt)
 {
-    ck_pr_fence_memory();   /* work published, then look for sleepers */
-    if (ck_pr_load_uint(&rt->nsearching))
-        return;   /* a searching loop will find it (and wake another if needed) */
+    ck_pr_fence_memory();
+    if (ck_pr_load_uint(&rt->nsearching) || !ck_pr_load_uint(&rt->nparked))
+        return;   /* a searcher will find it (and wake another if it finds more) */
+    /* count the loop we wake as searching before it can run, so that further
+     * spawns meanwhile wake nobody else: at most one searcher per wake */
+    ck_pr_inc_uint(&rt->nsearching);
     unsigned int start = ck_pr_faa_uint(&rt->notify_rr, 1);
     for (int k = 0; k < rt->n; k++) {
         weft_loop_t *l = rt->loops[(start + (unsigned)k) % (unsigned)rt->n];
-        if (ck_pr_load_uint(&l->parked) == 1 && ck_pr_cas_uint(&l->parked, 1, 2)) {
+        if (ck_pr_load_uint(&l->parked) == WEFT__PARKED && ck_pr_cas_uint(&l->parked, WEFT__PARKED, WEFT__WOKEN_SEARCH)) {
+            weft_loop_t *me = weft__thread()->running;
+            if (me && me->rt == rt)
+                me->stats.wakeups_sent++;
             ck_pr_inc_64(&l->stats.wakeups);
             uv_async_send(&l->wake);
-            return;
+            return;   /* @l owns the searching count now */
         }
     }
+    ck_pr_dec_uint(&rt->nsearching);   /* nobody parked after all: every loop is awake */
+}
+
+/* After a spawn on @l: wake a parked loop only when @l holds more never-run
+ * tasks than the one it is about to reach itself, and only if nobody is
+ * searching and some loop is parked. Those two reads are plain loads here:
+ * the fence is paid only when a wake-up may be sent. A spawn that misses a
+ * loop parking at that very moment loses nothing: the task is in @l's queue,
+ * behind a token @l runs, and the next spawn looks again. */
+static inline void notify_spawn(weft_loop_t *l)
+{
+    weft_runtime_t *rt = l->rt;
+    if (WEFT__LIKELY(!ck_pr_load_uint(&rt->nparked)) || ck_pr_load_uint(&rt->nsearching))
+        return;
+    if (ck_ring_size(&l->newq) < 2 && !l->backlog)
+        return;   /* just this one: this loop runs it within microseconds */
+    weft__rt_notify(rt);
 }
 
 int weft_spawn(weft_task_t **out, weft_coro_fn fn, void *arg, const weft_task_opts_t *opts)
@@ -135,21 +251,29 @@ int weft_spawn(weft_task_t **out, weft_coro_fn fn, void *arg, const weft_task_op
         *out = NULL;
     if (!l)
         return WEFT_ENOLOOP;
-    if (!l->rt || l->rt->n == 1 || (opts && opts->eager_start))
+    if (!l->rt || (opts && opts->eager_start))
         return weft_loop_create_task(l, out, fn, arg, opts);
     weft__task_t *t;
     int rc = weft__task_alloc(l, fn, arg, opts, &t);
     if (rc < 0)
         return rc;
+    t->joinable = 1;
     if (out) {
         *out = weft_future_retain(&t->fut);
         t->fut.user_ref = 1;
     }
-    if (queue_local(l, t, true) < 0)
-        inject(l->rt, t);   /* no memory for a token: another loop may take it */
-    else
+    if (l->rt->n == 1) {   /* nobody to steal it: its own step starts exactly this task */
+        weft__task_queue_step(l, t);
         l->stats.spawned++;
-    weft__rt_notify(l->rt);
+        return 0;
+    }
+    if (queue_local(l, t, true) < 0) {
+        inject(l->rt, t);   /* no memory for a token: another loop may take it */
+        weft__rt_notify(l->rt);
+        return 0;
+    }
+    l->stats.spawned++;
+    notify_spawn(l);
     return 0;
 }
 
@@ -274,6 +398,10 @@ static int steal(weft_loop_t *l)
         void *p;
         while (got < want && ck_ring_trydequeue_spmc(&v->newq, v->newq_buf, &p)) {
             WEFT__TSAN_ACQUIRE(p);
+            if (ck_pr_load_uint(&((weft__task_t *)p)->claim) == 1) {   /* its awaiter ran it inline */
+                weft_future_release(p);
+                continue;
+            }
             if (queue_local(l, p, true) < 0) {
                 inject(rt, p);
                 break;
@@ -299,52 +427,116 @@ static bool work_visible(weft_runtime_t *rt, weft_loop_t *self)
     return false;
 }
 
+/* Stop searching. The last searcher to stop looks once more for stealable
+ * work and wakes a parked loop for it: producers that saw it searching woke
+ * nobody (Go's and Tokio's rule). Returns true if it was the last. */
+static bool stop_searching(weft_loop_t *l)
+{
+    weft_runtime_t *rt = l->rt;
+    l->searching = false;
+    bool last;
+    ck_pr_dec_uint_zero(&rt->nsearching, &last);
+    if (last) {
+        ck_pr_fence_memory();
+        if (work_visible(rt, l))
+            weft__rt_notify(rt);
+    }
+    return last;
+}
+
+void weft__rt_stop_searching(weft_loop_t *l)
+{
+    if (l->searching)
+        stop_searching(l);
+}
+
+/* Spin budget of one search, adapted per loop: doubled when a search finds
+ * work, halved when it ends empty-handed. */
+#define WEFT__SPIN_MIN_NS 2000u
+#define WEFT__SPIN_MAX_NS 64000u
+#define WEFT__SPIN_START_NS 16000u
+
+static int search_once(weft_loop_t *l)
+{
+    int got = take_injected(l);
+    if (!got && l->rt->n > 1)
+        got = steal(l);
+    return got;
+}
+
+/* A loop with nothing ready: look for work elsewhere, spinning over the
+ * injector, the other loops' queues and this loop's own inbox for a bounded,
+ * adaptive time before the caller parks, so that work arriving a few
+ * microseconds later finds a searcher instead of a sleeper. At most
+ * max_search loops search at once (on few cores, spinners would take the CPU
+ * from the loops that have work). */
 bool weft__rt_find_work(weft_loop_t *l)
 {
     weft_runtime_t *rt = l->rt;
-    for (int round = 0; round < 4; round++) {
+    if (!l->searching) {
         if (take_injected(l))
             return true;
-        if (rt->n < 2)
-            return false;
-        if (2 * ck_pr_load_uint(&rt->nsearching) >= (unsigned)rt->n)
-            return false;   /* enough loops search; the last of them looks again before parking */
+        if (ck_pr_load_uint(&rt->nsearching) >= rt->max_search)
+            return rt->n > 1 && steal(l) > 0;   /* one look, as a non-searcher */
         ck_pr_inc_uint(&rt->nsearching);
-        int got = steal(l);
-        bool last;
-        ck_pr_dec_uint_zero(&rt->nsearching, &last);
-        if (got) {
-            if (got > 1 && last)
-                weft__rt_notify(rt);   /* the last searcher found a batch: let another look too */
+        l->searching = true;
+    }
+    l->stats.searches++;
+    if (!l->spin_ns)
+        l->spin_ns = WEFT__SPIN_START_NS;
+    uint64_t t0 = uv_hrtime();
+    for (unsigned int i = 1;; i++) {
+        int got = search_once(l);
+        if (got || !weft__inbox_empty(&l->inbox)) {
+            l->stats.search_hits++;
+            if (l->spin_ns < WEFT__SPIN_MAX_NS)
+                l->spin_ns *= 2;
+            stop_searching(l);
             return true;
         }
-        if (!last)
-            return false;
-        /* The last searcher to give up looks once more: a producer that saw us
-         * searching did not wake anyone (Go's and Tokio's rule). */
-        ck_pr_fence_memory();
-        if (!work_visible(rt, l))
-            return false;
+        if ((i & 7) == 0) {
+            if (uv_hrtime() - t0 >= l->spin_ns || weft__rt_shutting(rt))
+                break;
+            if ((i & 127) == 0)
+                sched_yield();   /* a loaded machine: let a thread with work run */
+        }
+        ck_pr_stall();
     }
+    if (l->spin_ns > WEFT__SPIN_MIN_NS)
+        l->spin_ns /= 2;
+    if (stop_searching(l) && search_once(l))   /* the last searcher looks once more */
+        return true;
     return false;
 }
 
 void weft__rt_poll_injector(weft_loop_t *l) { take_injected(l); }
 
-void weft__rt_before_park(weft_loop_t *l)
+/* Park @l: announce it, fence, look for work one last time, then block in
+ * uv_run(UV_RUN_ONCE) until I/O, a timer or a wake-up. @has_work re-checks the
+ * loop's own queues. Producers publish, fence, then read `parked`: either
+ * they see the loop parked and wake it, or its last look sees their work. */
+void weft__rt_park(weft_loop_t *l, bool (*has_work)(weft_loop_t *))
 {
-    uint64_t now = uv_hrtime();
-    if (l->park_t0)
-        l->stats.busy_ns += now - l->park_t0;
-    l->park_t0 = now;
-    l->stats.parks++;
-}
-
-void weft__rt_after_park(weft_loop_t *l)
-{
-    uint64_t now = uv_hrtime();
-    l->stats.parked_ns += now - l->park_t0;
-    l->park_t0 = now;
+    weft_runtime_t *rt = l->rt;
+    ck_pr_store_uint(&l->parked, WEFT__PARKED);
+    ck_pr_inc_uint(&rt->nparked);
+    ck_pr_fence_memory();
+    bool park = !has_work(l) && !take_injected(l) && !(rt->n > 1 && work_visible(rt, l) && steal(l));
+    if (park) {
+        uint64_t now = uv_hrtime();
+        if (l->park_t0)
+            l->stats.busy_ns += now - l->park_t0;
+        l->park_t0 = now;
+        l->stats.parks++;
+        uv_run(&l->uv, UV_RUN_ONCE);
+        now = uv_hrtime();
+        l->stats.parked_ns += now - l->park_t0;
+        l->park_t0 = now;
+    }
+    unsigned int how = ck_pr_fas_uint(&l->parked, WEFT__AWAKE);
+    ck_pr_dec_uint(&rt->nparked);
+    if (how == WEFT__WOKEN_SEARCH)
+        l->searching = true;   /* the waker counted us as a searcher */
 }
 
 /* ---- run_coroutine_threadsafe's entry -------------------------------------------- */
