@@ -577,6 +577,8 @@ static bool closes_cycle(const weft__task_t *t, const weft_future_t *f)
         if (x == t)
             return true;
     return false;
+}
+
 /* ---- work-first join -------------------------------------------------------------
  *
  * A task awaiting a stealable task (weft_spawn) that has not started yet runs
@@ -636,6 +638,7 @@ static bool inline_join(weft__task_t *t, weft__task_t *c, int *st)
     l->stats.inline_joins++;
     /* the awaiter waits on the child, cancellable through it */
     weft__task_begin_wait(t);   /* a stale wake-up of an earlier wait cannot resume it now */
+    weft__task_drop_wait(t);    /* ...and no weft__task_suspend follows: the number is used up here */
     t->wait_kind = WEFT__W_FUTURE;
     t->cancel_wait = future_wait_cancel;
     t->wait_obj = &c->fut;
