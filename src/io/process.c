@@ -28,8 +28,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-/* stream.c */
-
 #define WEFT__REAP_CHECK_MS 1000
 
 struct weft_process {

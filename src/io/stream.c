@@ -35,8 +35,6 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-/* Shared with server.c and resolve.c (declared in each; no header of their own). */
-
 struct weft_reader {
     char tag;
 };
