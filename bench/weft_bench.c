@@ -710,11 +710,14 @@ static void print_stats_delta(const char *name, const weft_loop_stats_t *a, cons
 {
     fprintf(stderr,
             "# %s %s %d stats: steps=%llu started=%llu spawned=%llu steal_attempts=%llu steals=%llu stolen=%llu "
-            "injected=%llu overflows=%llu parks=%llu wakeups=%llu inbox=%llu\n",
+            "injected=%llu overflows=%llu parks=%llu wakeups=%llu inbox=%llu inline_joins=%llu searches=%llu "
+            "search_hits=%llu wakeups_sent=%llu\n",
             name, g_peer, g_workers, STAT_DIFF(*a, *b, tasks_run), STAT_DIFF(*a, *b, tasks_started),
             STAT_DIFF(*a, *b, spawned), STAT_DIFF(*a, *b, steal_attempts), STAT_DIFF(*a, *b, steals),
             STAT_DIFF(*a, *b, stolen), STAT_DIFF(*a, *b, injected), STAT_DIFF(*a, *b, overflows),
-            STAT_DIFF(*a, *b, parks), STAT_DIFF(*a, *b, wakeups), STAT_DIFF(*a, *b, inbox_msgs));
+            STAT_DIFF(*a, *b, parks), STAT_DIFF(*a, *b, wakeups), STAT_DIFF(*a, *b, inbox_msgs),
+            STAT_DIFF(*a, *b, inline_joins), STAT_DIFF(*a, *b, searches), STAT_DIFF(*a, *b, search_hits),
+            STAT_DIFF(*a, *b, wakeups_sent));
 }
 
 static int main_coro(void *arg, weft_value_t *out)

@@ -47,7 +47,7 @@ typedef struct weft_loop_stats {
     uint64_t steals;           /**< successful steal operations */
     uint64_t stolen;           /**< tasks moved here by stealing */
     uint64_t injected;         /**< tasks taken from the shared injection queue */
-    uint64_t overflows;        /**< spawns that overflowed the local queue into the injection queue */
+    uint64_t overflows;        /**< spawns that found the local stealable ring full (kept in the loop's backlog) */
     uint64_t parks;            /**< times the loop parked (blocked with nothing to do) */
     uint64_t wakeups;          /**< times another thread woke it while it was parked (uv_async_send to it) */
     uint64_t inbox_msgs;       /**< cross-thread messages received */
