@@ -481,7 +481,37 @@ def markdown(res, workers):
                 d = sc.get(f"{n} {rt}", {})
                 cells += [ratio(d.get(w)) if d.get(w) else "" for w in more]
             out.append("| " + " | ".join(cells) + " |")
+    out += counters_table(res, workers)
     return "\n".join(out) + "\n"
+
+
+# weft's scheduler counters that explain a speed-up curve (weft_loop_stats_t, summed over the loops)
+COUNTERS = [("stolen", "tasks stolen"), ("steals", "steal ops"), ("inline_joins", "inline joins"),
+            ("searches", "searches"), ("search_hits", "search hits"), ("parks", "parks"),
+            ("wakeups", "wake-ups"), ("inbox", "cross-thread msgs")]
+
+
+def counters_table(res, workers):
+    """Per benchmark and worker count, weft's scheduler counters per measured repetition (the stats line of
+    weft_bench is summed over the repetitions: divided here by their number)."""
+    out = ["", "weft's scheduler counters per measured repetition (all loops together):", "",
+           "| benchmark | w | " + " | ".join(label for _, label in COUNTERS) + " |",
+           "|" + "---|" * (2 + len(COUNTERS))]
+    n_rows = 0
+    for n in BENCH_ORDER:
+        key = "timers" if n.startswith("timers") else n
+        if n == "timers_overhead":
+            continue
+        for w in workers:
+            st = res.stats.get((key, "weft", w))
+            row = res.rows.get((n, "weft", w))
+            if not st or not row:
+                continue
+            reps = max(1, len(row["reps"]))
+            cells = [f"`{key}`", str(w)] + [num(st.get(c, 0) / reps) if c in st else "-" for c, _ in COUNTERS]
+            out.append("| " + " | ".join(cells) + " |")
+            n_rows += 1
+    return out if n_rows else []
 
 
 def write_files(res, machine, config, out_dir):
@@ -641,6 +671,9 @@ def main():
             res.rows[(r["benchmark"], r["runtime"], r["workers"])] = r
         for d in doc.get("fib_tasks_steals", []):
             res.fib[(d["runtime"], d["workers"])] = {k: d[k] for k in ("steals", "stolen", "started") if k in d}
+        for d in doc.get("runtime_counters", []):
+            res.stats[(d["benchmark"], d["runtime"], d["workers"])] = {
+                k: v for k, v in d.items() if k not in ("benchmark", "runtime", "workers")}
         _MACHINE.update(doc["machine"])
         workers = doc["config"]["workers"]
         for f in plots(res, workers, Path(args.out), Path(args.img)):
