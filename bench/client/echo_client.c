@@ -212,6 +212,12 @@ int main(int argc, char **argv) {
                 die(1, "cannot make a TLS 1.3 context");
             SSL_CTX_set_verify(tls_ctx, SSL_VERIFY_NONE, NULL);
             SSL_CTX_set_mode(tls_ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+            /* Read-ahead: one read() takes a whole record (or several) instead of one for
+             * its 5-byte header and one for its body, so the client costs about as many
+             * syscalls per round trip over TLS as without it (one write, one read) and
+             * measures the server rather than itself. read_some() drains what OpenSSL
+             * buffered, so nothing waits behind an epoll that will not fire. */
+            SSL_CTX_set_read_ahead(tls_ctx, 1);
         } else if (a[0] != '-' && !host) {
             host = a;
         } else if (a[0] != '-' && !port) {
