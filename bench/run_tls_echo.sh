@@ -13,7 +13,11 @@
 #
 # usage: bench/run_tls_echo.sh [BUILD_DIR]      (default build/release)
 # environment: ECHO_CONNS (64), ECHO_SIZE (64), ECHO_SECS (5), REPS (3), WORKERS ("1 2"),
-#              PYTHON (python3 with uvloop: /usr/bin/python3 if it has it, else python3)
+#              PEERS ("go uvloop asyncio": which peers run besides weft and weft-plain; "" for none),
+#              PYTHON (python3 with uvloop: /usr/bin/python3 if it has it, else python3),
+#              FORMAT=lines: bench/report.py's format instead: `tls_echo RUNTIME CORES REQ_PER_S req/s`
+#              on stdout (RUNTIME weft, weft-plain, go, uvloop, asyncio), `# tls_echo RUNTIME CORES
+#              reps: ...` and the table on stderr.
 # The certificate is a throwaway EC P-256 one made here with the openssl CLI.
 set -eu
 
@@ -23,6 +27,9 @@ size=${ECHO_SIZE:-64}
 secs=${ECHO_SECS:-5}
 reps=${REPS:-3}
 workers=${WORKERS:-"1 2"}
+peers=${PEERS-"go uvloop asyncio"}
+format=${FORMAT:-table}
+has_peer() { case " $peers " in *" $1 "*) return 0 ;; esac; return 1; }
 here=$(cd "$(dirname "$0")" && pwd -P)
 
 server=$build/bench/tcp_echo_server
@@ -52,7 +59,7 @@ cert=$tmp/cert.pem
 key=$tmp/key.pem
 
 gobin=
-if command -v go >/dev/null 2>&1; then
+if has_peer go && command -v go >/dev/null 2>&1; then
   if (cd "$here/go_tls" && HOME=${HOME:-$tmp} GOFLAGS=-mod=mod go build -o "$tmp/go_tls" .) >"$tmp/go.log" 2>&1; then
     gobin=$tmp/go_tls
   else
@@ -61,7 +68,7 @@ if command -v go >/dev/null 2>&1; then
   fi
 fi
 have_uvloop=0
-"$PYTHON" -c 'import uvloop' 2>/dev/null && have_uvloop=1
+has_peer uvloop && "$PYTHON" -c 'import uvloop' 2>/dev/null && have_uvloop=1
 
 # one run: the server command in "$@"; TLS=1 makes the client speak TLS.
 # prints "req_per_s handshake_s"
@@ -111,10 +118,10 @@ for w in $workers; do
 done
 if [ "$have_uvloop" = 1 ]; then
   add uvloop+ssl 1 1 - "$PYTHON $here/python/tls_echo.py $cert $key --uvloop"
-else
+elif has_peer uvloop; then
   echo "run_tls_echo: $PYTHON has no uvloop: no uvloop row (Debian: python3-uvloop)" >&2
 fi
-add asyncio+ssl 1 1 - "$PYTHON $here/python/tls_echo.py $cert $key"
+has_peer asyncio && add asyncio+ssl 1 1 - "$PYTHON $here/python/tls_echo.py $cert $key"
 nconf=$(wc -l < "$configs")
 field() { sed -n "${1}p" "$configs" | cut -f "$2"; }
 
@@ -142,6 +149,19 @@ while [ $k -le "$nconf" ]; do
   k=$((k + 1))
 done
 
+if [ "$format" = lines ]; then
+  # report.py's names: the peer's runtime without the "+ssl" / "-crypto/tls"
+  short() { case $1 in go-crypto/tls) echo go ;; uvloop+ssl) echo uvloop ;; asyncio+ssl) echo asyncio ;; *) echo "$1" ;; esac; }
+  k=1
+  while [ $k -le "$nconf" ]; do
+    echo "# tls_echo $(short "$(field $k 1)") $(field $k 2) reps:$(awk '{ printf " %s", $1 }' "$tmp/res.$k")" >&2
+    k=$((k + 1))
+  done
+  while read -r peer w rps hs; do
+    echo "tls_echo $(short "$peer") $w $rps req/s"
+  done < "$rows"
+  exec 1>&2   # the table goes to stderr
+fi
 echo "TLS echo: $conns connections, $size-byte messages, ${secs} s per run, median of $reps; TLS 1.3 ($(openssl version | cut -d' ' -f1-2))"
 awk '
   { peer[NR] = $1; w[NR] = $2; rps[NR] = $3; hs[NR] = $4; if ($1 == "weft-plain") plain[$2] = $3 }
