@@ -174,7 +174,8 @@ def build_client(build_dir):
     client.parent.mkdir(parents=True, exist_ok=True)
     src = REPO / "bench/client/echo_client.c"
     if not client.exists() or client.stat().st_mtime < src.stat().st_mtime:
-        r = run(["cc", "-std=c17", "-O2", "-Wall", "-Wextra", "-o", client, src], timeout=300)
+        ssl = (sh_out(["pkg-config", "--cflags", "--libs", "openssl"]) or "-lssl -lcrypto").split()   # --tls
+        r = run(["cc", "-std=c17", "-O2", "-Wall", "-Wextra", "-o", client, src, *ssl], timeout=300)
         if r.returncode != 0:
             sys.stderr.write(r.stderr)
             sys.exit("building the echo client failed")
