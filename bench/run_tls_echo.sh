@@ -10,8 +10,9 @@
 # configuration once, so the load of a shared machine falls on all alike), the client's connect +
 # handshake time for all connections (one after the other, before the clock
 # starts), each TLS row's ratio to weft-plain at the same core count, and the
-# server process's CPU time per round trip (what the server itself costs, apart
-# from the client, which shares the machine's cores with it).
+# CPU time of the server process and of the client process per round trip (on
+# a small machine they share the cores, so req/s follows the sum); above it,
+# OpenSSL's own cost per round trip and side (bench/tls_record_cost, if built).
 #
 # usage: bench/run_tls_echo.sh [BUILD_DIR]      (default build/release)
 # environment: ECHO_CONNS (64), ECHO_SIZE (64), ECHO_SECS (5), REPS (3), WORKERS ("1 2"),
@@ -19,7 +20,8 @@
 #              PYTHON (python3 with uvloop: /usr/bin/python3 if it has it, else python3),
 #              FORMAT=lines: bench/report.py's format instead: `tls_echo RUNTIME CORES REQ_PER_S req/s`
 #              on stdout (RUNTIME weft, weft-plain, go, uvloop, asyncio), `# tls_echo RUNTIME CORES
-#              reps: ...` and the table on stderr.
+#              reps: ...`, `# tls_echo RUNTIME CORES stats: server_cpu_ns_per_req=N
+#              client_cpu_ns_per_req=N` and the table on stderr.
 # The certificate is a throwaway EC P-256 one made here with the openssl CLI.
 set -eu
 
