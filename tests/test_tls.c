@@ -7,7 +7,8 @@
  * close bounded by the shutdown timeout; start_tls
  * after a plain exchange; ALPN, session resumption, the info accessors;
  * contexts from files and bad material; hundreds of records in one segment
- * and records cut into 1-byte segments, from a raw OpenSSL client.
+ * and records cut into 1-byte segments, from a raw OpenSSL client; writes
+ * of many records each, then a close, arriving whole and in order.
  *
  * The certificates are made here with OpenSSL's API: a throwaway CA, a
  * server certificate it signs for "localhost" and 127.0.0.1, and a rogue
@@ -1206,6 +1207,75 @@ static int burst_main(void *arg, weft_value_t *out)
 
 static void test_records_burst_and_pieces(void) { CHECK_EQ(run_main(1, burst_main, NULL), 0); }
 
+/* ---- 11. large writes, then close ------------------------------------------------------- */
+
+/* A write of more than one record goes out as one buffer of many records (up
+ * to 256 KiB at a time): the server writes pieces that cross that size and
+ * the record size, small ones in between, and closes without draining. The
+ * client must get every byte in order, then the close_notify behind them. */
+static const size_t big_pieces[] = { 300000, 3, 16384, 16385, 1, 262144, 262145, 70000, 5 };
+
+static int big_writer(weft_reader_t *r, weft_writer_t *w, void *arg)
+{
+    (void)r;
+    (void)arg;
+    size_t total = 0;
+    for (size_t k = 0; k < sizeof big_pieces / sizeof big_pieces[0]; k++) {
+        uint8_t *b = malloc(big_pieces[k]);
+        for (size_t i = 0; i < big_pieces[k]; i++)
+            b[i] = pat(91, total + i);
+        int rc = weft_writer_write(w, b, big_pieces[k]);
+        free(b);
+        if (rc < 0)
+            return rc;
+        total += big_pieces[k];
+    }
+    return 0;   /* the server closes the writer: close_notify after the data */
+}
+
+static int big_main(void *arg, weft_value_t *out)
+{
+    (void)arg;
+    (void)out;
+    weft_tls_t *st = server_ctx(), *ct = client_ctx();
+    weft_server_t *s;
+    CHECK_EQ(weft_start_server(big_writer, NULL, "127.0.0.1", 0, &(weft_server_opts_t){ .stream = { .tls = st } },
+                               &s),
+             0);
+    weft_tls_release(st);
+    size_t total = 0;
+    for (size_t k = 0; k < sizeof big_pieces / sizeof big_pieces[0]; k++)
+        total += big_pieces[k];
+    weft_reader_t *r;
+    weft_writer_t *w;
+    weft_stream_opts_t o = cli_opts(ct);
+    CHECK_EQ(weft_open_connection("127.0.0.1", weft_server_port(s), &o, &r, &w), 0);
+    uint8_t *buf = malloc(total + 1);
+    size_t got = 0;
+    for (;;) {
+        size_t n;
+        CHECK_EQ(weft_reader_read(r, buf + got, total + 1 - got, &n), 0);
+        if (n == 0)
+            break;
+        got += n;
+    }
+    CHECK_EQ(got, total);
+    for (size_t i = 0; i < got; i++)
+        if (buf[i] != pat(91, i)) {
+            fprintf(stderr, "byte %zu differs\n", i);
+            CHECK(0);
+        }
+    CHECK_EQ(weft_reader_exception(r), 0);   /* ended by close_notify, not a bare EOF */
+    free(buf);
+    finish(r, w);
+    CHECK_EQ(weft_server_shutdown(s, 5.0), 0);
+    weft_server_free(s);
+    weft_tls_release(ct);
+    return 0;
+}
+
+static void test_large_writes_then_close(void) { CHECK_EQ(run_main(1, big_main, NULL), 0); }
+
 int main(int argc, char **argv)
 {
     alarm(SANITIZED ? 280 : 200);   /* watchdog: the default action ends the process */
@@ -1222,6 +1292,7 @@ int main(int argc, char **argv)
     make_pki();
     RUN(test_echo_sizes);
     RUN(test_records_burst_and_pieces);
+    RUN(test_large_writes_then_close);
     RUN(test_refusals);
     RUN(test_handshake_timeout);
     RUN(test_bad_peers);
