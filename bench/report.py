@@ -17,6 +17,11 @@ usage: python3 bench/report.py [--quick] [--workers 1,2,4,8] [--reps R] [--peer-
  3. runs the Python peers (bench/python/peers.py) for asyncio and uvloop with /usr/bin/python3;
  4. runs tcp_echo at every worker count: weft through bench/run_tcp_echo.sh, Tokio and Go as
     `--serve` servers driven by the same C client;
+ 4b. runs tls_echo (bench/run_tls_echo.sh): the same load over TLS 1.3 against weft at 1 and 2
+    workers, weft without TLS at the same counts (runtime `weft-plain`, the reference), Go's
+    crypto/tls (bench/go_tls) at GOMAXPROCS 1 and 2, uvloop+ssl and asyncio+ssl (runtimes `go`,
+    `uvloop`, `asyncio` of the tls_echo rows); 3 s per configuration, 3 interleaved rounds
+    (--quick: 1 worker, 0.5 s, 1 round). No Tokio row: Tokio has no TLS of its own;
  5. prints the table (benchmark, runtime, workers, median, spread = min-max over the measured
     repetitions, how many times better the row is than Tokio and Go at the same worker count and
     than asyncio and uvloop), writes bench/results/results.csv and results.json with the machine,
@@ -51,6 +56,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 PEERS = REPO / "bench/python/peers.py"
 TCP_ECHO_SCRIPT = REPO / "bench/run_tcp_echo.sh"
+TLS_ECHO_SCRIPT = REPO / "bench/run_tls_echo.sh"
 GO_SRC = REPO / "bench/go"
 TOKIO_SRC = REPO / "bench/tokio"
 PLOT_DIR = REPO / "bench/plot"
@@ -58,11 +64,12 @@ PLOT_DIR = REPO / "bench/plot"
 # Output order of the table: the order of bench/DEFINITIONS.md.
 BENCH_ORDER = ["spawn_many", "yield_many", "ping_pong", "chained_spawn", "timers_total", "timers_overhead",
                "cross_thread_latency", "cross_thread_throughput", "to_thread", "fib_tasks", "tcp_echo",
-               "rss_per_task", "idle_cpu"]
-HIGHER_IS_BETTER = {"tcp_echo"}
+               "tls_echo", "rss_per_task", "idle_cpu"]
+HIGHER_IS_BETTER = {"tcp_echo", "tls_echo"}
 AFFINE_BENCHES = "spawn_many,yield_many"   # bench/DEFINITIONS.md: spawn_many and yield_many also with loop-affine tasks
-RUNTIME_ORDER = ["weft", "weft-affine", "weft-handoff", "tokio", "go", "asyncio", "uvloop", "asyncio-protocol",
-                 "uvloop-protocol"]
+RUNTIME_ORDER = ["weft", "weft-affine", "weft-handoff", "weft-plain", "tokio", "go", "asyncio", "uvloop",
+                 "asyncio-protocol", "uvloop-protocol"]
+TLS_WORKERS = (1, 2)   # tls_echo: weft (and Go) at 1 and 2 cores, beside weft without TLS at the same count
 NATIVE_PEERS = ("tokio", "go")   # compared with weft at the same worker count
 DEFAULT_WORKERS = [1, 2, 4, 8]    # on a 2-core machine, 4 and 8 oversubscribe the CPUs on purpose
 
@@ -167,7 +174,8 @@ def build_client(build_dir):
     client.parent.mkdir(parents=True, exist_ok=True)
     src = REPO / "bench/client/echo_client.c"
     if not client.exists() or client.stat().st_mtime < src.stat().st_mtime:
-        r = run(["cc", "-std=c17", "-O2", "-Wall", "-Wextra", "-o", client, src], timeout=300)
+        ssl = (sh_out(["pkg-config", "--cflags", "--libs", "openssl"]) or "-lssl -lcrypto").split()   # --tls
+        r = run(["cc", "-std=c17", "-O2", "-Wall", "-Wextra", "-o", client, src, *ssl], timeout=300)
         if r.returncode != 0:
             sys.stderr.write(r.stderr)
             sys.exit("building the echo client failed")
@@ -322,6 +330,34 @@ def run_echo_peer(res, tag, exe, rt, w, client, secs, conns=64, size=64):
     step["ok"] = True
     log(f"{tag}: {v} req/s")
     return True
+
+
+def run_tls_echo(res, args, workers, build_dir, peer_python):
+    """tls_echo through bench/run_tls_echo.sh (FORMAT=lines): `tls_echo RUNTIME W req/s` rows for weft,
+    weft-plain (the same server without TLS), go (crypto/tls), uvloop and asyncio (+ssl)."""
+    if not TLS_ECHO_SCRIPT.exists():
+        res.notes.append("tls_echo skipped: bench/run_tls_echo.sh does not exist")
+        log(res.notes[-1])
+        return True
+    if not shutil.which("openssl"):
+        res.notes.append("tls_echo skipped: no openssl command (Debian: openssl)")
+        log(res.notes[-1])
+        return True
+    tw = [w for w in workers if w in TLS_WORKERS] or workers[:1]
+    if args.quick:
+        tw = tw[:1]
+    secs, reps = (0.5, 1) if args.quick else (3, 3)
+    peers = [] if args.no_peers else ["uvloop", "asyncio"]
+    if not args.no_peers and not args.no_native_peers:
+        peers.insert(0, "go")
+    env = dict(os.environ, FORMAT="lines", ECHO_SECS=str(secs), REPS=str(reps), WORKERS=" ".join(map(str, tw)),
+               PEERS=" ".join(peers), PYTHON=peer_python)
+    if go_tool():   # offline, like build_go
+        env.update(GOTOOLCHAIN="local", GOPROXY="off", GOCACHE=str(Path(build_dir) / "bench/go/cache"))
+        env["PATH"] = str(Path(go_tool()).parent) + os.pathsep + env.get("PATH", "")
+    nconf = len(tw) * (3 if "go" in peers else 2) + len(peers) - ("go" in peers)
+    tmo = int(reps * nconf * (secs + 12)) + 180   # + the Go build
+    return run_step(res, "tls_echo", ["sh", TLS_ECHO_SCRIPT, build_dir], tmo, env=env)
 
 
 # ---- the table ------------------------------------------------------------------------------------
@@ -582,8 +618,8 @@ def plots(res, workers, out_dir, img_dir):
     img_dir.mkdir(parents=True, exist_ok=True)
 
     # 1. scalability: one block per benchmark, `workers weft weft-affine tokio go` (ops/s)
-    names = [n for n in BENCH_ORDER if n not in ("rss_per_task", "idle_cpu", "timers_overhead")
-             and any((n, "weft", w) in res.rows for w in workers)]
+    names = [n for n in BENCH_ORDER if n not in ("rss_per_task", "idle_cpu", "timers_overhead", "tls_echo")
+             and any((n, "weft", w) in res.rows for w in workers)]   # (tls_echo: its own plot, 3.)
     with open(data / "scalability.dat", "w") as fh:
         for n in names:
             for w in workers:
@@ -601,7 +637,7 @@ def plots(res, workers, out_dir, img_dir):
     wc = cores if cores in workers and cores > 1 else (wmax if wmax > 1 else None)
     cols = [("asyncio", 1), ("uvloop", 1), ("weft", 1), ("tokio", 1), ("go", 1)] + \
         ([("weft", wc), ("tokio", wc), ("go", wc)] if wc else [])
-    bar_names = [n for n in BENCH_ORDER if n not in ("timers_total", "idle_cpu", "rss_per_task")
+    bar_names = [n for n in BENCH_ORDER if n not in ("timers_total", "idle_cpu", "rss_per_task", "tls_echo")
                  and (n, "asyncio", 1) in res.rows]
     with open(data / "bars.dat", "w") as fh:
         fh.write("benchmark " + " ".join(f'"{rt} w{w}"' for rt, w in cols) + "\n")
@@ -614,15 +650,37 @@ def plots(res, workers, out_dir, img_dir):
                 vals.append(f"{x:.6g}" if x else "NaN")
             fh.write(f'"{n}" ' + " ".join(vals) + "\n")
 
+    # 3. tls_echo: req/s per server, grouped by worker count, weft without TLS first (the reference)
+    tls_cols = [("weft-plain", "weft, no TLS"), ("weft", "weft TLS"), ("go", "Go crypto/tls"),
+                ("uvloop", "uvloop+ssl"), ("asyncio", "asyncio+ssl")]
+    tls_w = sorted({k[2] for k in res.rows if k[0] == "tls_echo"})
+    tls_cols = [c for c in tls_cols if any(("tls_echo", c[0], w) in res.rows for w in tls_w)]
+    if any(("tls_echo", "weft", w) in res.rows for w in tls_w):
+        with open(data / "tls_echo.dat", "w") as fh:
+            fh.write("workers " + " ".join(f'"{t}"' for _, t in tls_cols) + " ratio\n")
+            for w in tls_w:
+                vals = []
+                for rt, _ in tls_cols:
+                    row = res.rows.get(("tls_echo", rt, w))
+                    vals.append(f"{row['median']:.6g}" if row else "NaN")
+                weft, plain = res.rows.get(("tls_echo", "weft", w)), res.rows.get(("tls_echo", "weft-plain", w))
+                r = weft["median"] / plain["median"] if weft and plain and plain["median"] > 0 else None
+                rs = f"{r:.4g}" if r else "NaN"
+                fh.write(f'"{w} worker{"s" if w > 1 else ""}" ' + " ".join(vals) + f" {rs}\n")
+    tls_sub = "64 connections x 64-byte messages, TLS 1.3; x = weft TLS / weft without TLS"
+
     made = []
-    jobs = [("scalability.gp", data / "scalability.dat", "scalability", len(names))]
+    jobs = [("scalability.gp", data / "scalability.dat", "scalability", len(names))] if names else []
     if bar_names:
         jobs.append(("bars.gp", data / "bars.dat", "weft_vs_asyncio_uvloop", len(cols)))
+    if (data / "tls_echo.dat").exists() and any(("tls_echo", "weft", w) in res.rows for w in tls_w):
+        jobs.append(("tls_echo.gp", data / "tls_echo.dat", "tls_echo", len(tls_cols)))
     for script, dat, stem, count in jobs:
         for term, ext in ((png, "png"), ("svg", "svg")):
             outf = img_dir / f"{stem}.{ext}"
             cmd = [gp, "-e", f"datafile='{dat}'; outfile='{outf}'; term='{term}'; n={count}; "
-                             f"wmax={wmax}; cores={cores}; names='{' '.join(names)}'; title_machine='{machine_title(res)}'",
+                             f"wmax={wmax}; cores={cores}; names='{' '.join(names)}'; title_machine='{machine_title(res)}'; "
+                             f"subtitle='{tls_sub}'",
                    PLOT_DIR / script]
             r = run(cmd, timeout=60)
             if r.returncode != 0 or not outf.exists():
@@ -726,10 +784,10 @@ def main():
     # compared with each other are taken close together in time (tcp_echo is not theirs: it runs below)
     native_only = only
     if args.only:
-        native_only = ["--only", ",".join(n for n in args.only.split(",") if n != "tcp_echo")]
+        native_only = ["--only", ",".join(n for n in args.only.split(",") if n not in ("tcp_echo", "tls_echo"))]
     for w in workers:
         if args.only and native_only[1] == "":
-            break   # tcp_echo only: it runs below
+            break   # tcp_echo / tls_echo only: they run below
         ok &= run_step(res, f"weft-w{w}", [weft_bench, "--workers", w, *common, *native_only], tmo)
         for rt, exe in natives.items():
             ok &= run_step(res, f"{rt}-w{w}", [exe, "--workers", w, *common, *native_only], tmo)
@@ -743,7 +801,8 @@ def main():
                            [weft_bench, "--workers", w, "--affine", "--only", aff, *common], tmo)
 
     # the peers
-    if not args.no_peers:
+    peer_only = ",".join(n for n in args.only.split(",") if n != "tls_echo") if args.only else None
+    if not args.no_peers and peer_only != "":   # (tls_echo's Python peers run with it below)
         for peer in ("asyncio", "uvloop"):
             if peer == "uvloop" and not machine.get("uvloop"):
                 res.notes.append("uvloop not importable by /usr/bin/python3: skipped "
@@ -753,8 +812,8 @@ def main():
             cmd = [peer_python, PEERS, "--peer", peer, "--echo-client", client, *(["--quick"] if args.quick else [])]
             if not args.quick:
                 cmd += ["--reps", str(args.peer_reps)]
-            if args.only:
-                cmd += ["--only", args.only]
+            if peer_only:
+                cmd += ["--only", peer_only]
             ok &= run_step(res, peer, cmd, 600)
 
     # tcp_echo, every worker count: weft (both serving modes), then Tokio and Go
@@ -772,6 +831,10 @@ def main():
                 log(res.notes[-1])
             for rt, exe in natives.items():
                 ok &= run_echo_peer(res, f"tcp_echo-{rt}-w{w}", exe, rt, w, client, secs)
+
+    # tls_echo: bench/run_tls_echo.sh runs every configuration in interleaved rounds itself
+    if not args.only or "tls_echo" in args.only.split(","):
+        ok &= run_tls_echo(res, args, workers, build_dir, peer_python)
 
     add_ratios(res)
     machine["loadavg_end"] = os.getloadavg()

@@ -9,11 +9,19 @@
 # and prints a table: req/s (median of REPS rounds; every round runs each
 # configuration once, so the load of a shared machine falls on all alike), the client's connect +
 # handshake time for all connections (one after the other, before the clock
-# starts), and each TLS row's ratio to weft-plain at the same core count.
+# starts), each TLS row's ratio to weft-plain at the same core count, and the
+# CPU time of the server process and of the client process per round trip (on
+# a small machine they share the cores, so req/s follows the sum); above it,
+# OpenSSL's own cost per round trip and side (bench/tls_record_cost, if built).
 #
 # usage: bench/run_tls_echo.sh [BUILD_DIR]      (default build/release)
 # environment: ECHO_CONNS (64), ECHO_SIZE (64), ECHO_SECS (5), REPS (3), WORKERS ("1 2"),
-#              PYTHON (python3 with uvloop: /usr/bin/python3 if it has it, else python3)
+#              PEERS ("go uvloop asyncio": which peers run besides weft and weft-plain; "" for none),
+#              PYTHON (python3 with uvloop: /usr/bin/python3 if it has it, else python3),
+#              FORMAT=lines: bench/report.py's format instead: `tls_echo RUNTIME CORES REQ_PER_S req/s`
+#              on stdout (RUNTIME weft, weft-plain, go, uvloop, asyncio), `# tls_echo RUNTIME CORES
+#              reps: ...`, `# tls_echo RUNTIME CORES stats: server_cpu_ns_per_req=N
+#              client_cpu_ns_per_req=N` and the table on stderr.
 # The certificate is a throwaway EC P-256 one made here with the openssl CLI.
 set -eu
 
@@ -23,6 +31,9 @@ size=${ECHO_SIZE:-64}
 secs=${ECHO_SECS:-5}
 reps=${REPS:-3}
 workers=${WORKERS:-"1 2"}
+peers=${PEERS-"go uvloop asyncio"}
+format=${FORMAT:-table}
+has_peer() { case " $peers " in *" $1 "*) return 0 ;; esac; return 1; }
 here=$(cd "$(dirname "$0")" && pwd -P)
 
 server=$build/bench/tcp_echo_server
@@ -52,7 +63,7 @@ cert=$tmp/cert.pem
 key=$tmp/key.pem
 
 gobin=
-if command -v go >/dev/null 2>&1; then
+if has_peer go && command -v go >/dev/null 2>&1; then
   if (cd "$here/go_tls" && HOME=${HOME:-$tmp} GOFLAGS=-mod=mod go build -o "$tmp/go_tls" .) >"$tmp/go.log" 2>&1; then
     gobin=$tmp/go_tls
   else
@@ -61,10 +72,23 @@ if command -v go >/dev/null 2>&1; then
   fi
 fi
 have_uvloop=0
-"$PYTHON" -c 'import uvloop' 2>/dev/null && have_uvloop=1
+has_peer uvloop && "$PYTHON" -c 'import uvloop' 2>/dev/null && have_uvloop=1
+
+# child_cpu VAR: VAR = CPU seconds (user + system) of this shell's waited-for children so far (`times`,
+# second line; it must run in this shell, not in a $(...) or pipe subshell, whose children are its own).
+child_cpu() {
+  times > "$tmp/times"
+  awk 'NR == 2 { n = split($0, f, /[ms ]+/); t = 0; for (i = 1; i + 1 <= n; i += 2) t += f[i] * 60 + f[i + 1]; print t }' \
+    "$tmp/times" > "$tmp/cpu"
+  read -r "$1" < "$tmp/cpu"
+}
 
 # one run: the server command in "$@"; TLS=1 makes the client speak TLS.
-# prints "req_per_s handshake_s"
+# prints "req_per_s handshake_s server_cpu_us client_cpu_us": the last two are the CPU time (user +
+# system, all threads) of the server's and of the client's whole process per round trip, their
+# start, connects and handshakes included (a few per cent of a run of seconds). The client reports
+# its own (--cpu); the server's is what this shell's children used from the client's start to the
+# server's end (`times`), less the client's (dash may reap the server while it waits for the client).
 run_once() {
   out=$tmp/server.out
   : > "$out"
@@ -84,7 +108,8 @@ run_once() {
   fi
   flag=
   [ "$TLS" = 1 ] && flag=--tls
-  if ! res=$("$client" 127.0.0.1 "$port" -c "$conns" -s "$size" -d "$secs" $flag); then
+  child_cpu c0
+  if ! res=$("$client" 127.0.0.1 "$port" -c "$conns" -s "$size" -d "$secs" $flag --cpu); then
     echo "run_tls_echo: the echo client failed against $*" >&2
     kill "$srv_pid" 2>/dev/null || true
     exit 1
@@ -96,8 +121,12 @@ run_once() {
   done
   kill "$srv_pid" 2>/dev/null || true
   wait "$srv_pid" 2>/dev/null || true
-  # roundtrips N elapsed_s X req_per_s Y [handshake_s H]
-  echo "$res" | awk '{ h = ($7 == "handshake_s") ? $8 : "-"; printf "%.0f %s\n", $2 / $4, h }'
+  child_cpu c2
+  # roundtrips N elapsed_s X req_per_s Y [handshake_s H] cpu_s C
+  echo "$res" | awk -v c0="$c0" -v c2="$c2" '{
+    h = "-"; cli = 0
+    for (i = 7; i < NF; i += 2) { if ($i == "handshake_s") h = $(i + 1); if ($i == "cpu_s") cli = $(i + 1) }
+    printf "%.0f %s %.2f %.2f\n", $2 / $4, h, (c2 - c0 - cli) * 1e6 / $2, cli * 1e6 / $2 }'
 }
 
 # The configurations, one per line: label, cores, TLS (0/1), environment ("-": none), command.
@@ -111,12 +140,19 @@ for w in $workers; do
 done
 if [ "$have_uvloop" = 1 ]; then
   add uvloop+ssl 1 1 - "$PYTHON $here/python/tls_echo.py $cert $key --uvloop"
-else
+elif has_peer uvloop; then
   echo "run_tls_echo: $PYTHON has no uvloop: no uvloop row (Debian: python3-uvloop)" >&2
 fi
-add asyncio+ssl 1 1 - "$PYTHON $here/python/tls_echo.py $cert $key"
+has_peer asyncio && add asyncio+ssl 1 1 - "$PYTHON $here/python/tls_echo.py $cert $key"
 nconf=$(wc -l < "$configs")
 field() { sed -n "${1}p" "$configs" | cut -f "$2"; }
+
+# OpenSSL's own cost per round trip (bench/tls_record_cost), measured before the echo rounds
+floor=
+if [ -x "$build/bench/tls_record_cost" ]; then
+  floor=$("$build/bench/tls_record_cost" -s "$size" -n 50000 |
+    awk '{ sub(/^TLS_/, "", $2); printf "%s%s %s us", (NR > 1 ? ", " : ""), $2, $6 }') || floor=
+fi
 
 # REPS rounds; each round runs every configuration once, so that a change in
 # the machine's load (it is shared) falls on all of them alike.
@@ -142,13 +178,36 @@ while [ $k -le "$nconf" ]; do
   k=$((k + 1))
 done
 
+if [ "$format" = lines ]; then
+  # report.py's names: the peer's runtime without the "+ssl" / "-crypto/tls"
+  short() { case $1 in go-crypto/tls) echo go ;; uvloop+ssl) echo uvloop ;; asyncio+ssl) echo asyncio ;; *) echo "$1" ;; esac; }
+  k=1
+  while [ $k -le "$nconf" ]; do
+    echo "# tls_echo $(short "$(field $k 1)") $(field $k 2) reps:$(awk '{ printf " %s", $1 }' "$tmp/res.$k")" >&2
+    k=$((k + 1))
+  done
+  while read -r peer w rps hs cpu ccpu; do
+    echo "tls_echo $(short "$peer") $w $rps req/s"
+    echo "# tls_echo $(short "$peer") $w stats: server_cpu_ns_per_req=$(echo "$cpu" | awk '{ printf "%.0f", $1 * 1000 }')" \
+      "client_cpu_ns_per_req=$(echo "$ccpu" | awk '{ printf "%.0f", $1 * 1000 }')" >&2
+  done < "$rows"
+  exec 1>&2   # the table goes to stderr
+fi
 echo "TLS echo: $conns connections, $size-byte messages, ${secs} s per run, median of $reps; TLS 1.3 ($(openssl version | cut -d' ' -f1-2))"
+if [ -n "$floor" ]; then
+  echo "OpenSSL alone per round trip and side (one SSL_write + one SSL_read of $size bytes, memory BIOs, hot caches;"
+  echo "bench/tls_record_cost): $floor"
+fi
+echo "srv/cli us: CPU time (user + system) of the server / the client process per round trip, in the run"
+echo "whose req/s is the median; they share the machine's cores, so req/s follows their sum"
 awk '
-  { peer[NR] = $1; w[NR] = $2; rps[NR] = $3; hs[NR] = $4; if ($1 == "weft-plain") plain[$2] = $3 }
+  { peer[NR] = $1; w[NR] = $2; rps[NR] = $3; hs[NR] = $4; cpu[NR] = $5; ccpu[NR] = $6
+    if ($1 == "weft-plain") plain[$2] = $3 }
   END {
-    printf "%-14s %7s %10s %13s %14s\n", "server", "cores", "req/s", "handshakes s", "vs weft-plain"
+    printf "%-14s %5s %9s %12s %13s %10s %10s\n", "server", "cores", "req/s", "handshakes s", "vs weft-plain",
+           "srv us", "cli us"
     for (i = 1; i <= NR; i++) {
       ratio = (peer[i] != "weft-plain" && plain[w[i]] > 0) ? sprintf("%.2fx", rps[i] / plain[w[i]]) : "-"
-      printf "%-14s %7s %10s %13s %14s\n", peer[i], w[i], rps[i], hs[i], ratio
+      printf "%-14s %5s %9s %12s %13s %10s %10s\n", peer[i], w[i], rps[i], hs[i], ratio, cpu[i], ccpu[i]
     }
   }' "$rows"

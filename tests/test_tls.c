@@ -6,7 +6,9 @@
  * a peer reset mid-record; a peer closing without close_notify; a graceful
  * close bounded by the shutdown timeout; start_tls
  * after a plain exchange; ALPN, session resumption, the info accessors;
- * contexts from files and bad material.
+ * contexts from files and bad material; hundreds of records in one segment
+ * and records cut into 1-byte segments, from a raw OpenSSL client; writes
+ * of many records each, then a close, arriving whole and in order.
  *
  * The certificates are made here with OpenSSL's API: a throwaway CA, a
  * server certificate it signs for "localhost" and 127.0.0.1, and a rogue
@@ -18,12 +20,14 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
@@ -1064,6 +1068,214 @@ static int files_main(void *arg, weft_value_t *out)
 
 static void test_files_and_bad_material(void) { CHECK_EQ(run_main(1, files_main, NULL), 0); }
 
+/* ---- 10. records in a burst and in pieces ------------------------------------------------ */
+
+/* A raw OpenSSL client over memory BIOs on a blocking socket, so that the test
+ * decides how the server receives the ciphertext: hundreds of records in one
+ * send (the server's read-ahead takes them in one read and must decode every
+ * one, not only the first), then records split into 1-byte sends, then
+ * close_notify. The echo must come back complete and in order, and end with
+ * the server's close_notify. It runs on a thread of its own (weft_to_thread)
+ * while the loop serves. */
+struct raw {
+    int port;
+    SSL_CTX *ctx;
+    SSL *ssl;
+    BIO *rb, *wb;
+    int fd;
+    size_t sent;   /* plaintext bytes sent, pattern pat(77, i) */
+};
+
+static void raw_flush(struct raw *c, size_t piece)
+{
+    char buf[4096];
+    int n;
+    while ((n = BIO_read(c->wb, buf, sizeof buf)) > 0)
+        for (int off = 0; off < n;) {
+            size_t k = piece && piece < (size_t)(n - off) ? piece : (size_t)(n - off);
+            ssize_t m = send(c->fd, buf + off, k, MSG_NOSIGNAL);
+            CHECK(m > 0);
+            off += (int)m;
+        }
+}
+
+/* one read() of ciphertext into the SSL object; 0 at the socket's end */
+static ssize_t raw_fill(struct raw *c)
+{
+    char buf[4096];
+    ssize_t n = recv(c->fd, buf, sizeof buf, 0);
+    CHECK(n >= 0);
+    if (n > 0)
+        CHECK_EQ(BIO_write(c->rb, buf, (int)n), (int)n);
+    return n;
+}
+
+static void raw_records(struct raw *c, int count, size_t piece)
+{
+    uint8_t m[64];
+    for (int i = 0; i < count; i++) {
+        size_t len = 1 + (size_t)(i * 7 % 60);
+        for (size_t j = 0; j < len; j++)
+            m[j] = pat(77, c->sent + j);
+        size_t w = 0;
+        CHECK_EQ(SSL_write_ex(c->ssl, m, len, &w), 1);   /* one record each */
+        CHECK_EQ(w, len);
+        c->sent += len;
+    }
+    raw_flush(c, piece);
+}
+
+static int raw_client(void *arg, weft_value_t *out)
+{
+    (void)out;
+    struct raw *c = arg;
+    c->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    CHECK(c->fd >= 0);
+    int one = 1;
+    setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)c->port),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    CHECK_EQ(connect(c->fd, (struct sockaddr *)&a, sizeof a), 0);
+    CHECK((c->ctx = SSL_CTX_new(TLS_client_method())) != NULL);
+    SSL_CTX_set_verify(c->ctx, SSL_VERIFY_NONE, NULL);
+    CHECK((c->ssl = SSL_new(c->ctx)) != NULL);
+    c->rb = BIO_new(BIO_s_mem());
+    c->wb = BIO_new(BIO_s_mem());
+    SSL_set_bio(c->ssl, c->rb, c->wb);
+    SSL_set_connect_state(c->ssl);
+    int r;
+    while ((r = SSL_do_handshake(c->ssl)) != 1) {
+        CHECK_EQ(SSL_get_error(c->ssl, r), SSL_ERROR_WANT_READ);
+        raw_flush(c, 0);
+        CHECK(raw_fill(c) > 0);
+    }
+    raw_flush(c, 0);
+    raw_records(c, 400, 0);   /* a burst: 400 records, one send */
+    raw_records(c, 5, 1);     /* pieces: every byte its own send */
+    raw_records(c, 300, 0);
+    CHECK(SSL_shutdown(c->ssl) >= 0);   /* close_notify: the server's read ends cleanly */
+    raw_flush(c, 0);
+    size_t got = 0;
+    bool notify = false;
+    for (;;) {
+        uint8_t buf[4096];
+        size_t n = 0;
+        r = SSL_read_ex(c->ssl, buf, sizeof buf, &n);
+        if (r == 1) {
+            for (size_t i = 0; i < n; i++)
+                if (buf[i] != pat(77, got + i)) {
+                    fprintf(stderr, "echo byte %zu differs\n", got + i);
+                    CHECK(0);
+                }
+            got += n;
+            continue;
+        }
+        int e = SSL_get_error(c->ssl, r);
+        if (e == SSL_ERROR_ZERO_RETURN) {
+            notify = true;
+            break;
+        }
+        CHECK_EQ(e, SSL_ERROR_WANT_READ);
+        if (raw_fill(c) == 0)
+            break;   /* socket ended without close_notify: checked below */
+    }
+    CHECK_EQ(got, c->sent);
+    CHECK(notify);
+    SSL_free(c->ssl);
+    SSL_CTX_free(c->ctx);
+    close(c->fd);
+    return 0;
+}
+
+static int burst_main(void *arg, weft_value_t *out)
+{
+    (void)arg;
+    (void)out;
+    weft_tls_t *st = server_ctx();
+    weft_server_t *s;
+    CHECK_EQ(weft_start_server(echo_handler, NULL, "127.0.0.1", 0,
+                               &(weft_server_opts_t){ .stream = { .tls = st } }, &s),
+             0);
+    weft_tls_release(st);
+    struct raw c = { .port = weft_server_port(s) };
+    CHECK_EQ(weft_to_thread(raw_client, &c, NULL), 0);
+    CHECK(c.sent > 10000);
+    CHECK_EQ(weft_server_shutdown(s, 5.0), 0);
+    weft_server_free(s);
+    return 0;
+}
+
+static void test_records_burst_and_pieces(void) { CHECK_EQ(run_main(1, burst_main, NULL), 0); }
+
+/* ---- 11. large writes, then close ------------------------------------------------------- */
+
+/* A write of more than one record goes out as one buffer of many records (up
+ * to 256 KiB at a time): the server writes pieces that cross that size and
+ * the record size, small ones in between, and closes without draining. The
+ * client must get every byte in order, then the close_notify behind them. */
+static const size_t big_pieces[] = { 300000, 3, 16384, 16385, 1, 262144, 262145, 70000, 5 };
+
+static int big_writer(weft_reader_t *r, weft_writer_t *w, void *arg)
+{
+    (void)r;
+    (void)arg;
+    size_t total = 0;
+    for (size_t k = 0; k < sizeof big_pieces / sizeof big_pieces[0]; k++) {
+        uint8_t *b = malloc(big_pieces[k]);
+        for (size_t i = 0; i < big_pieces[k]; i++)
+            b[i] = pat(91, total + i);
+        int rc = weft_writer_write(w, b, big_pieces[k]);
+        free(b);
+        if (rc < 0)
+            return rc;
+        total += big_pieces[k];
+    }
+    return 0;   /* the server closes the writer: close_notify after the data */
+}
+
+static int big_main(void *arg, weft_value_t *out)
+{
+    (void)arg;
+    (void)out;
+    weft_tls_t *st = server_ctx(), *ct = client_ctx();
+    weft_server_t *s;
+    CHECK_EQ(weft_start_server(big_writer, NULL, "127.0.0.1", 0, &(weft_server_opts_t){ .stream = { .tls = st } },
+                               &s),
+             0);
+    weft_tls_release(st);
+    size_t total = 0;
+    for (size_t k = 0; k < sizeof big_pieces / sizeof big_pieces[0]; k++)
+        total += big_pieces[k];
+    weft_reader_t *r;
+    weft_writer_t *w;
+    weft_stream_opts_t o = cli_opts(ct);
+    CHECK_EQ(weft_open_connection("127.0.0.1", weft_server_port(s), &o, &r, &w), 0);
+    uint8_t *buf = malloc(total + 1);
+    size_t got = 0;
+    for (;;) {
+        size_t n;
+        CHECK_EQ(weft_reader_read(r, buf + got, total + 1 - got, &n), 0);
+        if (n == 0)
+            break;
+        got += n;
+    }
+    CHECK_EQ(got, total);
+    for (size_t i = 0; i < got; i++)
+        if (buf[i] != pat(91, i)) {
+            fprintf(stderr, "byte %zu differs\n", i);
+            CHECK(0);
+        }
+    CHECK_EQ(weft_reader_exception(r), 0);   /* ended by close_notify, not a bare EOF */
+    free(buf);
+    finish(r, w);
+    CHECK_EQ(weft_server_shutdown(s, 5.0), 0);
+    weft_server_free(s);
+    weft_tls_release(ct);
+    return 0;
+}
+
+static void test_large_writes_then_close(void) { CHECK_EQ(run_main(1, big_main, NULL), 0); }
+
 int main(int argc, char **argv)
 {
     alarm(SANITIZED ? 280 : 200);   /* watchdog: the default action ends the process */
@@ -1079,6 +1291,8 @@ int main(int argc, char **argv)
     }
     make_pki();
     RUN(test_echo_sizes);
+    RUN(test_records_burst_and_pieces);
+    RUN(test_large_writes_then_close);
     RUN(test_refusals);
     RUN(test_handshake_timeout);
     RUN(test_bad_peers);
