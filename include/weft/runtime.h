@@ -126,7 +126,12 @@ WEFT_API int weft_runtime_free(weft_runtime_t *rt);
 /**
  * Spawn a stealable task (Tokio's spawn) from a task or callback running on a
  * loop of a runtime: it is queued on the current loop, and an idle loop may
- * take it before it first runs. On a standalone loop, or with
+ * take it before it first runs. Idle loops take about half of a loop's queued
+ * tasks but leave it the last two it queued (the next link of a chain, the
+ * two sides of a producer/consumer pair, which it reaches within microseconds)
+ * unless that loop starts no new round of its ready queue for about a
+ * millisecond (a step that computes without awaiting): then they take those
+ * too, so such a step never holds its children back. On a standalone loop, or with
  * opts->eager_start, it behaves as weft_create_task. @return as
  * weft_create_task. Loop thread.
  *

@@ -16,6 +16,7 @@
 #include "debug/debug.h"
 #include "runtime/sched.h"
 
+#include <limits.h>
 #include <math.h>
 #include <sched.h>
 
@@ -110,6 +111,7 @@ int weft_loop_new(weft_loop_t **out)
     l->uv.data = l;
     l->refs = 1;
     l->armed_ms = UINT64_MAX;
+    l->w_seq = UINT_MAX;   /* no snapshot seen yet: thieves start their clock at their first look */
     ck_stack_init(&l->inbox);
     weft__stack_pool_init(&l->stacks);
     l->owner = uv_thread_self();
@@ -474,6 +476,15 @@ static void drain_inbox(weft_loop_t *l)
 
 /* ---- running ------------------------------------------------------------------ */
 
+/* A watching runtime loop parks at most 1 ms (scheduler.c). */
+void weft__loop_arm_watch(weft_loop_t *l)
+{
+    if (l->armed_ms > 1) {
+        uv_timer_start(&l->uvtimer, on_uv_timer, 1, 1);
+        l->armed_ms = 1;
+    }
+}
+
 static void arm_uv_timer(weft_loop_t *l)
 {
     weft__handle_t *top = weft__heap_top(&l->timers);
@@ -539,8 +550,11 @@ static void run_once(weft_loop_t *l)
             weft__ready_push(l, h);
         }
     }
+    if (WEFT__UNLIKELY(l->watching) && l->ready.count)
+        weft__rt_stop_watching(l);   /* a step may run for long: another loop watches meanwhile */
     l->ntodo = l->ready.count;   /* a field: weft__ready_compact / _remove may take some out */
     l->iter++;                   /* handles queued from now on belong to the next snapshot */
+    ck_pr_store_uint(&l->seq, l->seq + 1);   /* thieves tell a loop that moves on from one stuck in a step */
     l->since_poll += l->ntodo;
     while (l->ntodo) {
         l->ntodo--;

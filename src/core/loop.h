@@ -108,7 +108,7 @@ enum { WEFT__L_RUNNING = 1, WEFT__L_STOPPING = 2, WEFT__L_CLOSED = 4 };
 /* A runtime loop's `parked` word: awake (running or searching), parked, or
  * woken by one thread that won the CAS from PARKED (so one uv_async_send per
  * park): for a message, or as a searcher (the waker counted it searching). */
-enum { WEFT__AWAKE = 0, WEFT__PARKED = 1, WEFT__WOKEN_MSG = 2, WEFT__WOKEN_SEARCH = 3 };
+enum { WEFT__AWAKE = 0, WEFT__PARKED = 1, WEFT__WOKEN_MSG = 2, WEFT__WOKEN_SEARCH = 3, WEFT__WOKEN_WATCH = 4 };
 
 struct weft_loop {
     uv_loop_t uv;
@@ -145,14 +145,23 @@ struct weft_loop {
     unsigned int parked;            /* atomic: WEFT__PARKED while parking or blocked in the poll, then
                                      * WEFT__WOKEN_* as set by the one thread that woke it */
     bool searching;                 /* counted in rt->nsearching (owner only) */
+    bool watching;                  /* counted in rt->nwatching: parks with a 1 ms poll timeout to
+                                     * look for a busy loop's last entries (owner only) */
     uint32_t spin_ns;               /* adaptive spin budget of a search (owner only) */
     unsigned int tick;
     uint32_t rng;
     ck_ring_t newq;                 /* never-run stealable tasks: owner pushes, anyone pops */
     ck_ring_buffer_t *newq_buf;
+    unsigned int seq;               /* atomic: ready-queue snapshots taken (owner stores, thieves read) */
     struct weft__task *backlog, *backlog_tail;   /* never-run tasks beyond newq (owner only) */
     unsigned int newq_dead;         /* entries of newq whose tasks were joined inline, about (owner only) */
     weft_loop_stats_t stats;
+    /* written by thieves, away from the owner's hot fields: the owner's seq
+     * they last saw while this loop held only entries it keeps, and when */
+    char pad_w0[64];
+    unsigned int w_seq;
+    uint64_t w_t0;
+    char pad_w1[64];
     uint64_t park_t0;
     uint64_t born, died;            /* runtime live-task accounting (owner writes, anyone reads) */
     struct weft__task *task_cache;  /* freed task structs kept for reuse (owner only) */
@@ -178,6 +187,8 @@ int weft__loop_run_worker(weft_loop_t *l);
 void weft__ready_push(weft_loop_t *l, weft__handle_t *h);
 /* Drop cancelled pooled handles from the ready queue (see loop.c). */
 void weft__ready_compact(weft_loop_t *l);
+/* Make a parking runtime loop's poll return within 1 ms (a watcher: scheduler.c). */
+void weft__loop_arm_watch(weft_loop_t *l);
 /* Take @h out of the ready queue, wherever it is (owner thread). */
 void weft__ready_remove(weft_loop_t *l, weft__handle_t *h);
 weft__handle_t *weft__handle_new(weft_loop_t *l);

@@ -29,6 +29,7 @@ struct weft_runtime {
      * wake: each on its own cache line */
     _Alignas(64) unsigned int nsearching;   /* loops searching, or woken to search */
     _Alignas(64) unsigned int nparked;      /* loops parked (or about to, or just woken) */
+    _Alignas(64) unsigned int nwatching;    /* loops parked with a 1 ms timeout for entries busy loops keep */
     _Alignas(64) unsigned int notify_rr;
     char pad_end[64 - sizeof(unsigned int)];
 };

@@ -19,6 +19,9 @@ struct weft_runtime;
 bool weft__rt_find_work(weft_loop_t *l);
 /* @l found work of its own while counted as searching: stop searching. */
 void weft__rt_stop_searching(weft_loop_t *l);
+/* The watcher @l is about to run steps (one may be long): hand the watch to a
+ * parked loop if never-run entries are still visible. */
+void weft__rt_stop_watching(weft_loop_t *l);
 /* Take work from the injection queue now (fairness: every few dozen steps). */
 void weft__rt_poll_injector(weft_loop_t *l);
 /* Park @l in its blocking poll unless a last look (@has_work, the injector,

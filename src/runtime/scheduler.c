@@ -12,10 +12,27 @@
  * Parking: a loop with nothing to do tries the injector, then steals about
  * half of a random victim's newq; failing that it parks in uv_run(UV_RUN_ONCE).
  * New stealable work wakes at most one parked loop, and none while a loop is
- * already searching (Go's and Tokio's rule). */
+ * already searching (Go's and Tokio's rule).
+ * Kept entries: a thief leaves alone a victim's last WEFT__KEEP entries (the
+ * next link of a chain, the two sides of a producer/consumer pair: the owner
+ * reaches them in its next ready-queue snapshot, within microseconds, and
+ * moving one would make every later wake-up cross threads), and takes half of
+ * a longer ring minus its newest entry. They are kept only while the owner
+ * moves on: a victim whose snapshot counter (seq) has not changed for
+ * WEFT__STUCK_NS since a thief first saw such entries is stuck in one long
+ * step or batch, and then they go too. So that somebody looks again while the
+ * other loops are parked, one parked loop is the watcher: it parks with a
+ * 1 ms poll timeout while some loop holds entries (a spawn that leaves kept
+ * entries and finds no searcher and no watcher wakes a parked loop to watch),
+ * and goes back to parking without a timeout once no loop holds any. */
 #include "runtime/rt.h"
 
 #include <sched.h>
+
+/* A victim's ring entries a thief leaves to a loop that moves on. */
+#define WEFT__KEEP 2u
+/* A loop that began no ready-queue snapshot for this long is stuck. */
+#define WEFT__STUCK_NS 1000000u
 
 /* ---- injection queue --------------------------------------------------------- */
 
@@ -228,19 +245,48 @@ void weft__rt_notify(weft_runtime_t *rt)
     ck_pr_dec_uint(&rt->nsearching);   /* nobody parked after all: every loop is awake */
 }
 
-/* After a spawn on @l: wake a parked loop only when @l holds more never-run
- * tasks than the one it is about to reach itself, and only if nobody is
- * searching and some loop is parked. Those two reads are plain loads here:
- * the fence is paid only when a wake-up may be sent. A spawn that misses a
- * loop parking at that very moment loses nothing: the task is in @l's queue,
- * behind a token @l runs, and the next spawn looks again. */
+/* Wake one parked loop as the watcher (see the header comment), unless a loop
+ * searches or watches already, or none is parked. */
+static void notify_watch(weft_runtime_t *rt)
+{
+    ck_pr_fence_memory();
+    if (ck_pr_load_uint(&rt->nsearching) || ck_pr_load_uint(&rt->nwatching) || !ck_pr_load_uint(&rt->nparked))
+        return;
+    if (!ck_pr_cas_uint(&rt->nwatching, 0, 1))
+        return;   /* another spawner made one */
+    unsigned int start = ck_pr_faa_uint(&rt->notify_rr, 1);
+    for (int k = 0; k < rt->n; k++) {
+        weft_loop_t *l = rt->loops[(start + (unsigned)k) % (unsigned)rt->n];
+        if (ck_pr_load_uint(&l->parked) == WEFT__PARKED && ck_pr_cas_uint(&l->parked, WEFT__PARKED, WEFT__WOKEN_WATCH)) {
+            weft_loop_t *me = weft__thread()->running;
+            if (me && me->rt == rt)
+                me->stats.wakeups_sent++;
+            ck_pr_inc_64(&l->stats.wakeups);
+            uv_async_send(&l->wake);
+            return;   /* @l owns the watching count now */
+        }
+    }
+    ck_pr_dec_uint(&rt->nwatching);   /* nobody parked after all */
+}
+
+/* After a spawn on @l: wake a parked loop to search only when @l holds more
+ * never-run tasks than the WEFT__KEEP entries thieves leave to it, and to
+ * watch when it holds only those and nobody watches. Nothing happens unless
+ * some loop is parked and none searches; those reads are plain loads: the
+ * fence is paid only when a wake-up may be sent. A spawn that misses a loop
+ * parking at that very moment loses nothing: the task is in @l's queue,
+ * behind a token @l runs; the parking loop's own last look (weft__rt_park)
+ * sees the entries and makes it watch; and the next spawn looks again. */
 static inline void notify_spawn(weft_loop_t *l)
 {
     weft_runtime_t *rt = l->rt;
     if (WEFT__LIKELY(!ck_pr_load_uint(&rt->nparked)) || ck_pr_load_uint(&rt->nsearching))
         return;
-    if (ck_ring_size(&l->newq) < 2 && !l->backlog)
-        return;   /* just this one: this loop runs it within microseconds */
+    if (ck_ring_size(&l->newq) <= WEFT__KEEP && !l->backlog) {
+        if (!ck_pr_load_uint(&rt->nwatching))
+            notify_watch(rt);   /* a watcher takes them if this loop gets stuck */
+        return;
+    }
     weft__rt_notify(rt);
 }
 
@@ -379,6 +425,36 @@ static int take_injected(weft_loop_t *l)
     return got;
 }
 
+/* A thief looks at victim @v, which holds only entries it keeps: true if @v
+ * began no ready-queue snapshot for WEFT__STUCK_NS since a thief first saw
+ * it so (the clock restarts whenever its counter moved). The record lives on
+ * the victim, shared by all thieves; racing thieves write about the same. */
+static bool victim_stuck(weft_loop_t *v)
+{
+    unsigned int seq = ck_pr_load_uint(&v->seq);
+    uint64_t now = uv_hrtime();
+    if (ck_pr_load_uint(&v->w_seq) != seq) {
+        ck_pr_store_64(&v->w_t0, now);
+        ck_pr_store_uint(&v->w_seq, seq);
+        return false;
+    }
+    return now - ck_pr_load_64(&v->w_t0) >= WEFT__STUCK_NS;
+}
+
+/* How many of @v's @sz ring entries a thief may take: half of a long ring,
+ * never its newest entry; none of the last WEFT__KEEP unless @v is stuck. */
+static unsigned int steal_quota(weft_loop_t *v, unsigned int sz)
+{
+    unsigned int want;
+    if (sz > WEFT__KEEP)
+        want = sz / 2;
+    else if (victim_stuck(v))
+        want = sz;
+    else
+        return 0;
+    return want > WEFT__STEAL_MAX ? WEFT__STEAL_MAX : want;
+}
+
 static int steal(weft_loop_t *l)
 {
     weft_runtime_t *rt = l->rt;
@@ -391,9 +467,7 @@ static int steal(weft_loop_t *l)
         unsigned int sz = ck_ring_size(&v->newq);
         if (!sz)
             continue;
-        unsigned int want = (sz + 1) / 2;
-        if (want > WEFT__STEAL_MAX)
-            want = WEFT__STEAL_MAX;
+        unsigned int want = steal_quota(v, sz);
         unsigned int got = 0;
         void *p;
         while (got < want && ck_ring_trydequeue_spmc(&v->newq, v->newq_buf, &p)) {
@@ -417,10 +491,24 @@ static int steal(weft_loop_t *l)
     return 0;
 }
 
+/* Entries a thief may take now, in the injector or some other loop's ring
+ * (kept ones count if their loop is stuck). */
 static bool work_visible(weft_runtime_t *rt, weft_loop_t *self)
 {
     if (!inj_empty(rt))
         return true;
+    for (int i = 0; i < rt->n; i++) {
+        weft_loop_t *v = rt->loops[i];
+        unsigned int sz;
+        if (v != self && (sz = ck_ring_size(&v->newq)) && (sz > WEFT__KEEP || victim_stuck(v)))
+            return true;
+    }
+    return false;
+}
+
+/* Any never-run entry in another loop's ring, kept ones included. */
+static bool entries_visible(weft_runtime_t *rt, weft_loop_t *self)
+{
     for (int i = 0; i < rt->n; i++)
         if (rt->loops[i] != self && ck_ring_size(&rt->loops[i]->newq))
             return true;
@@ -444,10 +532,32 @@ static bool stop_searching(weft_loop_t *l)
     return last;
 }
 
+/* Stop watching; if entries are still visible and nobody else watches, go
+ * on watching after all (a spawner that saw us watching woke nobody). */
+static void stop_watching(weft_loop_t *l)
+{
+    weft_runtime_t *rt = l->rt;
+    l->watching = false;
+    ck_pr_dec_uint(&rt->nwatching);
+    ck_pr_fence_memory();
+    if (entries_visible(rt, l) && ck_pr_cas_uint(&rt->nwatching, 0, 1))
+        l->watching = true;
+}
+
 void weft__rt_stop_searching(weft_loop_t *l)
 {
     if (l->searching)
         stop_searching(l);
+}
+
+void weft__rt_stop_watching(weft_loop_t *l)
+{
+    weft_runtime_t *rt = l->rt;
+    l->watching = false;
+    ck_pr_dec_uint(&rt->nwatching);
+    ck_pr_fence_memory();
+    if (entries_visible(rt, l))
+        notify_watch(rt);
 }
 
 /* Spin budget of one search, adapted per loop: doubled when a search finds
@@ -522,6 +632,18 @@ void weft__rt_park(weft_loop_t *l, bool (*has_work)(weft_loop_t *))
     ck_pr_inc_uint(&rt->nparked);
     ck_pr_fence_memory();
     bool park = !has_work(l) && !take_injected(l) && !(rt->n > 1 && work_visible(rt, l) && steal(l));
+    if (park && rt->n > 1) {
+        /* entries that thieves leave to a busy loop: somebody must look again
+         * in case that loop gets stuck; once none are left, park for good */
+        if (entries_visible(rt, l)) {
+            if (!l->watching && ck_pr_cas_uint(&rt->nwatching, 0, 1))
+                l->watching = true;
+        } else if (l->watching) {
+            stop_watching(l);
+        }
+        if (l->watching)
+            weft__loop_arm_watch(l);
+    }
     if (park) {
         uint64_t now = uv_hrtime();
         if (l->park_t0)
@@ -537,6 +659,11 @@ void weft__rt_park(weft_loop_t *l, bool (*has_work)(weft_loop_t *))
     ck_pr_dec_uint(&rt->nparked);
     if (how == WEFT__WOKEN_SEARCH)
         l->searching = true;   /* the waker counted us as a searcher */
+    else if (how == WEFT__WOKEN_WATCH) {
+        if (l->watching)
+            ck_pr_dec_uint(&rt->nwatching);   /* counted twice: we already watched */
+        l->watching = true;   /* the waker counted us as the watcher */
+    }
 }
 
 /* ---- run_coroutine_threadsafe's entry -------------------------------------------- */
