@@ -9,7 +9,8 @@ usage: python3 bench/report.py [--quick] [--workers 1,2,4,8] [--reps R] [--peer-
 
  1. builds weft in Release mode (cmake -DCMAKE_BUILD_TYPE=Release into build/release), the
     tcp_echo load client (bench/client/echo_client.c), the Go peer (bench/go, `go build`, offline)
-    and the Tokio peer (bench/tokio, `cargo build --release --offline` against Debian's crates);
+    and the Tokio peer (bench/tokio, `cargo build --release --offline` against Debian's crates),
+    and for tls_echo (not in --quick) the Tokio TLS peer (bench/tokio_tls, the same way);
  2. for every worker count (default 1, 2, 4, 8; on a 2-core machine 4 and 8 oversubscribe the CPUs
     on purpose), runs weft_bench with stealable tasks (runtime `weft`), then the Tokio and the Go
     programs, one after the other, so that the three figures of a worker count are taken minutes
@@ -19,9 +20,10 @@ usage: python3 bench/report.py [--quick] [--workers 1,2,4,8] [--reps R] [--peer-
     `--serve` servers driven by the same C client;
  4b. runs tls_echo (bench/run_tls_echo.sh): the same load over TLS 1.3 against weft at 1 and 2
     workers, weft without TLS at the same counts (runtime `weft-plain`, the reference), Go's
-    crypto/tls (bench/go_tls) at GOMAXPROCS 1 and 2, uvloop+ssl and asyncio+ssl (runtimes `go`,
-    `uvloop`, `asyncio` of the tls_echo rows); 3 s per configuration, 3 interleaved rounds
-    (--quick: 1 worker, 0.5 s, 1 round). No Tokio row: Tokio has no TLS of its own;
+    crypto/tls (bench/go_tls) at GOMAXPROCS 1 and 2, Tokio + tokio-openssl (bench/tokio_tls) at 1 and
+    2 worker threads, uvloop+ssl and asyncio+ssl (runtimes `go`, `tokio`, `uvloop`, `asyncio` of the
+    tls_echo rows); 3 s per configuration, 3 interleaved rounds (--quick: 1 worker, 0.5 s, 1 round;
+    Tokio only if bench/tokio_tls is already built, --quick does not build it);
  5. prints the table (benchmark, runtime, workers, median, spread = min-max over the measured
     repetitions, how many times better the row is than Tokio and Go at the same worker count and
     than asyncio and uvloop), writes bench/results/results.csv and results.json with the machine,
@@ -59,6 +61,7 @@ TCP_ECHO_SCRIPT = REPO / "bench/run_tcp_echo.sh"
 TLS_ECHO_SCRIPT = REPO / "bench/run_tls_echo.sh"
 GO_SRC = REPO / "bench/go"
 TOKIO_SRC = REPO / "bench/tokio"
+TOKIO_TLS_SRC = REPO / "bench/tokio_tls"
 PLOT_DIR = REPO / "bench/plot"
 
 # Output order of the table: the order of bench/DEFINITIONS.md.
@@ -206,20 +209,25 @@ def build_go(build_dir):
     return exe, None
 
 
-def build_tokio(build_dir, jobs):
-    """bench/tokio -> BUILD/bench/tokio/release/tokio_bench, offline, against Debian's crate directory
-    (bench/tokio/.cargo/config.toml)."""
+def build_tokio(build_dir, jobs, src=TOKIO_SRC, name="tokio_bench", pkgs="cargo and librust-tokio-dev"):
+    """bench/tokio -> BUILD/bench/tokio/release/tokio_bench (and bench/tokio_tls the same way), offline,
+    against Debian's crate directory (the package's .cargo/config.toml)."""
     cargo = cargo_tool()
     if not cargo:
-        return None, "cargo not found (scripts/deps.sh bench installs cargo and librust-tokio-dev)"
-    target = Path(build_dir) / "bench/tokio"
+        return None, f"cargo not found (scripts/deps.sh bench installs {pkgs})"
+    target = Path(build_dir) / "bench" / src.name
     env = dict(os.environ, CARGO_TARGET_DIR=str(target))
     if cargo.startswith("/usr/bin/"):
         env["RUSTC"] = "/usr/bin/rustc"
-    r = run([cargo, "build", "--release", "--offline", "-j", str(jobs)], timeout=1200, cwd=TOKIO_SRC, env=env)
+    r = run([cargo, "build", "--release", "--offline", "-j", str(jobs)], timeout=1200, cwd=src, env=env)
     if r.returncode != 0:
         return None, f"cargo build failed: {r.stderr.strip()[-800:]}"
-    return target / "release/tokio_bench", None
+    return target / "release" / name, None
+
+
+def tokio_tls_exe(build_dir):
+    """Where build_tokio puts bench/tokio_tls (bench/run_tls_echo.sh looks there too)."""
+    return Path(build_dir) / "bench/tokio_tls/release/tokio_tls"
 
 
 # ---- running and parsing -------------------------------------------------------------------------
@@ -332,9 +340,10 @@ def run_echo_peer(res, tag, exe, rt, w, client, secs, conns=64, size=64):
     return True
 
 
-def run_tls_echo(res, args, workers, build_dir, peer_python):
+def run_tls_echo(res, args, workers, build_dir, peer_python, tokio_tls):
     """tls_echo through bench/run_tls_echo.sh (FORMAT=lines): `tls_echo RUNTIME W req/s` rows for weft,
-    weft-plain (the same server without TLS), go (crypto/tls), uvloop and asyncio (+ssl)."""
+    weft-plain (the same server without TLS), go (crypto/tls), tokio (tokio-openssl; the program
+    tokio_tls, None: no Tokio row), uvloop and asyncio (+ssl)."""
     if not TLS_ECHO_SCRIPT.exists():
         res.notes.append("tls_echo skipped: bench/run_tls_echo.sh does not exist")
         log(res.notes[-1])
@@ -350,12 +359,17 @@ def run_tls_echo(res, args, workers, build_dir, peer_python):
     peers = [] if args.no_peers else ["uvloop", "asyncio"]
     if not args.no_peers and not args.no_native_peers:
         peers.insert(0, "go")
+        if tokio_tls:
+            peers.insert(1, "tokio")
     env = dict(os.environ, FORMAT="lines", ECHO_SECS=str(secs), REPS=str(reps), WORKERS=" ".join(map(str, tw)),
                PEERS=" ".join(peers), PYTHON=peer_python)
+    if tokio_tls:
+        env["TOKIO_TLS"] = str(tokio_tls)
     if go_tool():   # offline, like build_go
         env.update(GOTOOLCHAIN="local", GOPROXY="off", GOCACHE=str(Path(build_dir) / "bench/go/cache"))
         env["PATH"] = str(Path(go_tool()).parent) + os.pathsep + env.get("PATH", "")
-    nconf = len(tw) * (3 if "go" in peers else 2) + len(peers) - ("go" in peers)
+    native = ("go" in peers) + ("tokio" in peers)   # at every worker count, like weft and weft-plain
+    nconf = len(tw) * (2 + native) + len(peers) - native
     tmo = int(reps * nconf * (secs + 12)) + 180   # + the Go build
     return run_step(res, "tls_echo", ["sh", TLS_ECHO_SCRIPT, build_dir], tmo, env=env)
 
@@ -652,7 +666,10 @@ def plots(res, workers, out_dir, img_dir):
 
     # 3. tls_echo: req/s per server, grouped by worker count, weft without TLS first (the reference)
     tls_cols = [("weft-plain", "weft, no TLS"), ("weft", "weft TLS"), ("go", "Go crypto/tls"),
-                ("uvloop", "uvloop+ssl"), ("asyncio", "asyncio+ssl")]
+                ("tokio", "Tokio+OpenSSL"), ("uvloop", "uvloop+ssl"), ("asyncio", "asyncio+ssl")]
+    # the colours of bench/plot/bars.gp for the peers, blues for weft
+    tls_color = {"weft-plain": "#aec7e8", "weft": "#1f77b4", "go": "#2ca02c", "tokio": "#d62728",
+                 "uvloop": "#bcbd22", "asyncio": "#8c8c8c"}
     tls_w = sorted({k[2] for k in res.rows if k[0] == "tls_echo"})
     tls_cols = [c for c in tls_cols if any(("tls_echo", c[0], w) in res.rows for w in tls_w)]
     if any(("tls_echo", "weft", w) in res.rows for w in tls_w):
@@ -668,6 +685,7 @@ def plots(res, workers, out_dir, img_dir):
                 rs = f"{r:.4g}" if r else "NaN"
                 fh.write(f'"{w} worker{"s" if w > 1 else ""}" ' + " ".join(vals) + f" {rs}\n")
     tls_sub = "64 connections x 64-byte messages, TLS 1.3; x = weft TLS / weft without TLS"
+    tls_colors = " ".join(tls_color[rt] for rt, _ in tls_cols)
 
     made = []
     jobs = [("scalability.gp", data / "scalability.dat", "scalability", len(names))] if names else []
@@ -680,7 +698,7 @@ def plots(res, workers, out_dir, img_dir):
             outf = img_dir / f"{stem}.{ext}"
             cmd = [gp, "-e", f"datafile='{dat}'; outfile='{outf}'; term='{term}'; n={count}; "
                              f"wmax={wmax}; cores={cores}; names='{' '.join(names)}'; title_machine='{machine_title(res)}'; "
-                             f"subtitle='{tls_sub}'",
+                             f"subtitle='{tls_sub}'; tls_colors='{tls_colors}'",
                    PLOT_DIR / script]
             r = run(cmd, timeout=60)
             if r.returncode != 0 or not outf.exists():
@@ -762,6 +780,23 @@ def main():
             else:
                 notes_early.append(f"{rt} peer not built, skipped: {err}")
                 log(notes_early[-1])
+    # tls_echo's Tokio peer: built here, except in --quick (a cold build takes minutes on a small machine:
+    # --quick runs it only if an earlier run built it)
+    tokio_tls = None
+    if not args.no_peers and not args.no_native_peers and (not args.only or "tls_echo" in args.only.split(",")):
+        if args.quick:
+            if os.access(tokio_tls_exe(build_dir), os.X_OK):
+                tokio_tls = tokio_tls_exe(build_dir)
+            else:
+                notes_early.append("tls_echo: no Tokio row in --quick (bench/tokio_tls is built by a full run)")
+                log(notes_early[-1])
+        else:
+            log("building the tokio TLS peer")
+            tokio_tls, err = build_tokio(build_dir, min(ncpu, 2), TOKIO_TLS_SRC, "tokio_tls",
+                                         "cargo, librust-tokio-openssl-dev and librust-openssl-dev")
+            if err:
+                notes_early.append(f"tokio TLS peer not built, no Tokio row in tls_echo: {err}")
+                log(notes_early[-1])
 
     machine = machine_info(build_dir, peer_python)
     _MACHINE.update(machine)
@@ -834,7 +869,7 @@ def main():
 
     # tls_echo: bench/run_tls_echo.sh runs every configuration in interleaved rounds itself
     if not args.only or "tls_echo" in args.only.split(","):
-        ok &= run_tls_echo(res, args, workers, build_dir, peer_python)
+        ok &= run_tls_echo(res, args, workers, build_dir, peer_python, tokio_tls)
 
     add_ratios(res)
     machine["loadavg_end"] = os.getloadavg()

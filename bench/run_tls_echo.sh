@@ -6,6 +6,8 @@
 #   uvloop+ssl bench/python/tls_echo.py --uvloop   (if python3 has uvloop)
 #   asyncio+ssl bench/python/tls_echo.py
 #   go         bench/go_tls (crypto/tls), GOMAXPROCS 1 and 2 (if `go` is installed)
+#   tokio      bench/tokio_tls (Tokio + tokio-openssl, the same OpenSSL), 1 and 2 worker threads, if
+#              built: BUILD_DIR/bench/tokio_tls/release/tokio_tls (bench/report.py builds it) or $TOKIO_TLS
 # and prints a table: req/s (median of REPS rounds; every round runs each
 # configuration once, so the load of a shared machine falls on all alike), the client's connect +
 # handshake time for all connections (one after the other, before the clock
@@ -16,10 +18,11 @@
 #
 # usage: bench/run_tls_echo.sh [BUILD_DIR]      (default build/release)
 # environment: ECHO_CONNS (64), ECHO_SIZE (64), ECHO_SECS (5), REPS (3), WORKERS ("1 2"),
-#              PEERS ("go uvloop asyncio": which peers run besides weft and weft-plain; "" for none),
+#              PEERS ("go tokio uvloop asyncio": which peers run besides weft and weft-plain; "" for none),
+#              TOKIO_TLS (the tokio_tls program; default BUILD_DIR/bench/tokio_tls/release/tokio_tls),
 #              PYTHON (python3 with uvloop: /usr/bin/python3 if it has it, else python3),
 #              FORMAT=lines: bench/report.py's format instead: `tls_echo RUNTIME CORES REQ_PER_S req/s`
-#              on stdout (RUNTIME weft, weft-plain, go, uvloop, asyncio), `# tls_echo RUNTIME CORES
+#              on stdout (RUNTIME weft, weft-plain, go, tokio, uvloop, asyncio), `# tls_echo RUNTIME CORES
 #              reps: ...`, `# tls_echo RUNTIME CORES stats: server_cpu_ns_per_req=N
 #              client_cpu_ns_per_req=N` and the table on stderr.
 # The certificate is a throwaway EC P-256 one made here with the openssl CLI.
@@ -31,7 +34,7 @@ size=${ECHO_SIZE:-64}
 secs=${ECHO_SECS:-5}
 reps=${REPS:-3}
 workers=${WORKERS:-"1 2"}
-peers=${PEERS-"go uvloop asyncio"}
+peers=${PEERS-"go tokio uvloop asyncio"}
 format=${FORMAT:-table}
 has_peer() { case " $peers " in *" $1 "*) return 0 ;; esac; return 1; }
 here=$(cd "$(dirname "$0")" && pwd -P)
@@ -69,6 +72,15 @@ if has_peer go && command -v go >/dev/null 2>&1; then
   else
     echo "run_tls_echo: go build failed, no Go row:" >&2
     cat "$tmp/go.log" >&2
+  fi
+fi
+tokbin=
+if has_peer tokio; then
+  tokbin=${TOKIO_TLS:-$build/bench/tokio_tls/release/tokio_tls}
+  if [ ! -x "$tokbin" ]; then
+    echo "run_tls_echo: no $tokbin, no Tokio row (bench/report.py builds it: cargo build --release --offline" \
+      "in bench/tokio_tls with CARGO_TARGET_DIR=$build/bench/tokio_tls)" >&2
+    tokbin=
   fi
 fi
 have_uvloop=0
@@ -137,6 +149,7 @@ for w in $workers; do
   add weft-plain "$w" 0 - "$server --workers $w"
   add weft "$w" 1 - "$server --workers $w --tls $cert $key"
   [ -n "$gobin" ] && add go-crypto/tls "$w" 1 "GOMAXPROCS=$w" "$gobin -cert $cert -key $key"
+  [ -n "$tokbin" ] && add tokio-openssl "$w" 1 - "$tokbin -cert $cert -key $key -workers $w"
 done
 if [ "$have_uvloop" = 1 ]; then
   add uvloop+ssl 1 1 - "$PYTHON $here/python/tls_echo.py $cert $key --uvloop"
@@ -179,8 +192,8 @@ while [ $k -le "$nconf" ]; do
 done
 
 if [ "$format" = lines ]; then
-  # report.py's names: the peer's runtime without the "+ssl" / "-crypto/tls"
-  short() { case $1 in go-crypto/tls) echo go ;; uvloop+ssl) echo uvloop ;; asyncio+ssl) echo asyncio ;; *) echo "$1" ;; esac; }
+  # report.py's names: the peer's runtime without the "+ssl" / "-crypto/tls" / "-openssl"
+  short() { case $1 in go-crypto/tls) echo go ;; tokio-openssl) echo tokio ;; uvloop+ssl) echo uvloop ;; asyncio+ssl) echo asyncio ;; *) echo "$1" ;; esac; }
   k=1
   while [ $k -le "$nconf" ]; do
     echo "# tls_echo $(short "$(field $k 1)") $(field $k 2) reps:$(awk '{ printf " %s", $1 }' "$tmp/res.$k")" >&2

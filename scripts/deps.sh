@@ -3,11 +3,13 @@
 # through sudo. Usage: scripts/deps.sh [bench]
 # bench: also the peers of bench/DEFINITIONS.md: Python + uvloop, Go (golang-go), Rust with
 # Debian's tokio crate and its dependencies (cargo, librust-tokio-dev; bench/tokio builds offline
-# against /usr/share/cargo/registry), and gnuplot for the plots.
+# against /usr/share/cargo/registry), the openssl and tokio-openssl crates for the TLS echo peer
+# (librust-openssl-dev, librust-tokio-openssl-dev; bench/tokio_tls), and gnuplot for the plots.
 set -e
 pkgs="cmake make gcc libc6-dev pkg-config libuv1-dev libck-dev libssl-dev openssl"
 if [ "$1" = "bench" ]; then
   pkgs="$pkgs python3 python3-uvloop gnuplot-nox golang-go cargo librust-tokio-dev librust-libc-dev"
+  pkgs="$pkgs librust-openssl-dev librust-tokio-openssl-dev"
 fi
 missing=""
 for p in $pkgs; do
