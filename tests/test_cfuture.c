@@ -338,6 +338,75 @@ static void test_one_wake_per_park(void)
     weft_runtime_free(rt);
 }
 
+/* ---- blocking calls that need each other: every one gets a thread -------------------------- */
+#define MEET 8
+static atomic_int g_met;
+
+/* Returns only once MEET calls are inside it at the same time: the pool must
+ * give each blocking call a thread of its own, however it wakes them. */
+static int meet(void *arg, weft_value_t *out)
+{
+    atomic_fetch_add(&g_met, 1);
+    while (atomic_load(&g_met) < MEET)
+        sched_yield();
+    out->i = (intptr_t)arg;
+    return 0;
+}
+
+static int meet_task(void *arg, weft_value_t *out)
+{
+    weft_value_t v;
+    int rc = weft_to_thread(meet, arg, &v);
+    if (rc == 0)
+        out->i = v.i;
+    return rc;
+}
+
+static int meet_all(void *arg, weft_value_t *out)
+{
+    (void)arg;
+    weft_task_t *t[MEET];
+    for (int i = 0; i < MEET; i++)
+        CHECK_EQ(weft_spawn(&t[i], meet_task, (void *)(intptr_t)i, NULL), 0);
+    int64_t s = 0;
+    for (int i = 0; i < MEET; i++) {
+        weft_value_t v;
+        CHECK_EQ(weft_await(t[i], &v), 0);
+        s += v.i;
+        weft_task_release(t[i]);
+    }
+    out->i = s;
+    return 0;
+}
+
+static void test_blocking_calls_run_together(void)
+{
+    for (int round = 0; round < 20; round++) {
+        /* to_thread from tasks, through the runtime's pool */
+        atomic_store(&g_met, 0);
+        weft_runtime_t *rt;
+        CHECK_EQ(weft_runtime_new(&(weft_runtime_opts_t){ .workers = 1 + round % 2, .blocking_threads = MEET }, &rt), 0);
+        weft_value_t v;
+        CHECK_EQ(weft_runtime_run(rt, meet_all, NULL, NULL, &v), 0);
+        CHECK_EQ(v.i, MEET * (MEET - 1) / 2);
+        weft_runtime_free(rt);
+        /* executor_submit from a plain thread */
+        atomic_store(&g_met, 0);
+        weft_executor_t *ex;
+        CHECK_EQ(weft_executor_new(MEET, &ex), 0);
+        weft_cfuture_t *cf[MEET];
+        for (int i = 0; i < MEET; i++)
+            CHECK_EQ(weft_executor_submit(ex, meet, (void *)(intptr_t)i, &cf[i]), 0);
+        for (int i = 0; i < MEET; i++) {
+            CHECK_EQ(weft_cfuture_result(cf[i], WEFT_NO_TIMEOUT, &v), 0);
+            CHECK_EQ(v.i, i);
+            weft_cfuture_release(cf[i]);
+        }
+        weft_executor_free(ex);
+        wd_progress();
+    }
+}
+
 int main(int argc, char **argv)
 {
     wd_start(120);   /* a hang: 120 s (x10 under sanitizers) without progress */
@@ -347,5 +416,6 @@ int main(int argc, char **argv)
     RUNW(test_cancel_races_job);
     RUNW(test_timeout_races_completion);
     RUNW(test_one_wake_per_park);
+    RUNW(test_blocking_calls_run_together);
     return 0;
 }
