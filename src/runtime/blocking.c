@@ -145,7 +145,7 @@ static bool pool_need_thread(weft_executor_t *ex)
         ex->waking++;
         return true;
     }
-    if (ex->nthreads < ex->max) {
+    if (ex->nthreads < ex->max && !ex->shutdown) {   /* (shut down: the threads there drain the FIFO) */
         uv_thread_options_t o = { .flags = UV_THREAD_HAS_STACK_SIZE, .stack_size = 1 << 20 };
         if (uv_thread_create_ex(&ex->threads[ex->nthreads], &o, pool_thread, ex) == 0) {
             ex->nthreads++;
@@ -244,9 +244,10 @@ void weft_executor_free(weft_executor_t *ex)
         return;
     uv_mutex_lock(&ex->mu);
     ex->shutdown = true;
+    int n = ex->nthreads;   /* final: pool threads start no others once shut down */
     uv_cond_broadcast(&ex->cv);
     uv_mutex_unlock(&ex->mu);
-    for (int i = 0; i < ex->nthreads; i++)
+    for (int i = 0; i < n; i++)
         uv_thread_join(&ex->threads[i]);
     uv_mutex_destroy(&ex->mu);
     uv_cond_destroy(&ex->cv);
