@@ -39,8 +39,6 @@ static void task_resume(weft__task_t *t);
 
 #define WEFT__TASK_CACHE 131072   /* task structs a busy loop keeps for reuse (trimmed when it goes idle) */
 
-/* Task structs are recycled through the running loop's cache: no malloc/free
- * (and no heap trimming with its TLB shoot-downs) per task on the hot path. */
 /* Plain threads (run_coroutine_threadsafe's callers, which also drop the
  * last reference to the tasks they waited for) share one cache under a
  * spinlock: a burst of submissions then reuses the structs of the last one
@@ -79,6 +77,9 @@ static bool foreign_push(weft__task_t *t)
     return true;
 }
 
+/* Task structs are recycled through the running loop's cache: no malloc/free
+ * (and no heap trimming with its TLB shoot-downs) per task on the hot path.
+ * @foreign: allocated by a plain thread (no loop runs here). */
 static weft__task_t *task_mem_alloc(bool *foreign)
 {
     weft_loop_t *cur = weft__thread()->running;
