@@ -57,8 +57,14 @@ static weft__task_t *foreign_pop(void)
             foreign_cache = t->nextt;
             ck_pr_store_uint(&nforeign_cache, nforeign_cache - 1);
         }
+        weft__task_t *next = foreign_cache;
         WEFT__TSAN_RELEASE(&foreign_lock);
         ck_spinlock_fas_unlock(&foreign_lock);
+        /* the next one was likely freed on a loop's CPU: fetch its lines for
+         * writing now, while this submission goes on */
+        if (next)
+            for (size_t off = 0; off < sizeof *next; off += 64)
+                __builtin_prefetch((char *)next + off, 1, 3);
     }
     return t;
 }
