@@ -39,16 +39,67 @@ static void task_resume(weft__task_t *t);
 
 #define WEFT__TASK_CACHE 131072   /* task structs a busy loop keeps for reuse (trimmed when it goes idle) */
 
+/* Plain threads (run_coroutine_threadsafe's callers, which also drop the
+ * last reference to the tasks they waited for) share one cache under a
+ * spinlock: a burst of submissions then reuses the structs of the last one
+ * instead of growing the heap again page by page. */
+static ck_spinlock_fas_t foreign_lock = CK_SPINLOCK_FAS_INITIALIZER;
+static weft__task_t *foreign_cache;
+static unsigned int nforeign_cache;   /* written under foreign_lock, read atomically */
+
+static weft__task_t *foreign_pop(void)
+{
+    weft__task_t *t = NULL;
+    if (ck_pr_load_ptr(&foreign_cache)) {
+        ck_spinlock_fas_lock(&foreign_lock);
+        WEFT__TSAN_ACQUIRE(&foreign_lock);
+        if ((t = foreign_cache)) {
+            foreign_cache = t->nextt;
+            ck_pr_store_uint(&nforeign_cache, nforeign_cache - 1);
+        }
+        weft__task_t *next = foreign_cache;
+        WEFT__TSAN_RELEASE(&foreign_lock);
+        ck_spinlock_fas_unlock(&foreign_lock);
+        /* the next one was likely freed on a loop's CPU: fetch its lines for
+         * writing now, while this submission goes on */
+        if (next)
+            for (size_t off = 0; off < sizeof *next; off += 64)
+                __builtin_prefetch((char *)next + off, 1, 3);
+    }
+    return t;
+}
+
+static bool foreign_push(weft__task_t *t)
+{
+    if (ck_pr_load_uint(&nforeign_cache) >= WEFT__TASK_CACHE)
+        return false;
+    ck_spinlock_fas_lock(&foreign_lock);
+    WEFT__TSAN_ACQUIRE(&foreign_lock);
+    t->nextt = foreign_cache;
+    foreign_cache = t;
+    ck_pr_store_uint(&nforeign_cache, nforeign_cache + 1);
+    WEFT__TSAN_RELEASE(&foreign_lock);
+    ck_spinlock_fas_unlock(&foreign_lock);
+    return true;
+}
+
 /* Task structs are recycled through the running loop's cache: no malloc/free
- * (and no heap trimming with its TLB shoot-downs) per task on the hot path. */
-static weft__task_t *task_mem_alloc(void)
+ * (and no heap trimming with its TLB shoot-downs) per task on the hot path.
+ * @foreign: allocated by a plain thread (no loop runs here). */
+static weft__task_t *task_mem_alloc(bool *foreign)
 {
     weft_loop_t *cur = weft__thread()->running;
+    *foreign = !cur;
     if (cur && cur->task_cache) {
         weft__task_t *t = cur->task_cache;
         cur->task_cache = t->nextt;
         cur->ntask_cache--;
         return t;
+    }
+    if (!cur) {
+        weft__task_t *t = foreign_pop();
+        if (t)
+            return t;
     }
     return malloc(sizeof(weft__task_t));
 }
@@ -56,6 +107,10 @@ static weft__task_t *task_mem_alloc(void)
 static void task_mem_free(weft__task_t *t)
 {
     weft_loop_t *cur = weft__thread()->running;
+    /* a plain thread's struct goes back to the plain threads, even from a
+     * loop (the thread that submitted it will want another) */
+    if (t->foreign_mem && !t->fut.loop->debug && foreign_push(t))
+        return;
     /* debug mode gives the memory back at once, so a release too many finds
      * it freed (ASan reports it; otherwise the magic stays dead longer) */
     if (cur && !cur->debug && cur->ntask_cache < WEFT__TASK_CACHE && !(ck_pr_load_uint(&cur->flags) & WEFT__L_CLOSED)) {
@@ -75,6 +130,22 @@ void weft__task_cache_trim(weft_loop_t *l, size_t keep)
         l->ntask_cache--;
         free(t);
     }
+    /* the plain threads' cache and the bridges' (cfuture) one go back too */
+    while (ck_pr_load_uint(&nforeign_cache) > keep) {
+        weft__task_t *t = NULL;
+        ck_spinlock_fas_lock(&foreign_lock);
+        WEFT__TSAN_ACQUIRE(&foreign_lock);
+        if (nforeign_cache > keep && (t = foreign_cache)) {
+            foreign_cache = t->nextt;
+            ck_pr_store_uint(&nforeign_cache, nforeign_cache - 1);
+        }
+        WEFT__TSAN_RELEASE(&foreign_lock);
+        ck_spinlock_fas_unlock(&foreign_lock);
+        if (!t)
+            break;
+        free(t);
+    }
+    weft__cfuture_pool_trim(keep);
 }
 
 void weft__task_cache_free(weft_loop_t *l)
@@ -147,10 +218,12 @@ int weft__task_alloc(weft_loop_t *loop, weft_coro_fn fn, void *arg, const weft_t
     size_t ss = opts && opts->stack_size ? opts->stack_size : WEFT_DEFAULT_STACK_SIZE;
     if (ss < WEFT_MIN_STACK_SIZE || ss > ((size_t)1 << 30))
         return WEFT_EINVAL;
-    weft__task_t *t = task_mem_alloc();
+    bool foreign;
+    weft__task_t *t = task_mem_alloc(&foreign);
     if (!t)
         return WEFT_ENOMEM;
     memset((char *)t + sizeof t->fut, 0, sizeof *t - sizeof t->fut);
+    t->foreign_mem = foreign;
     weft__future_init(&t->fut, loop, true);
     if (opts && opts->name) {
         if (!(t->name = weft__strdup(opts->name))) {

@@ -33,6 +33,7 @@ typedef struct weft__task {
     uint8_t live;                   /* atomic: linked into its loop, not yet retired (the loop holds a reference) */
     uint8_t joinable;               /* weft_spawn: its awaiter may run it inline (work-first join) */
     uint8_t left;                   /* inline child: it switched away from its host's step at least once */
+    uint8_t foreign_mem;            /* allocated by a plain thread: freed into the plain threads' cache */
     ck_stack_entry_t inj_entry;     /* link in the runtime's injection queue */
     unsigned int claim;             /* atomic: 0 queued, 1 started, 2 cancelled before start
                                      * (3 while the cancel stores its message) */

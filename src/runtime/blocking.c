@@ -29,6 +29,7 @@ typedef struct job {
     bool abandoned;           /* the awaiter stopped waiting (loop thread only) */
     bool delivered;           /* the outcome reached the awaiter's loop (loop thread only) */
     weft_context_t *ctx;      /* the caller's context variables (asyncio.to_thread copies them) */
+    weft__msg_t done_msg;     /* the completion, posted to the awaiter's loop (no allocation) */
 } job_t;
 
 struct weft_executor {
@@ -38,10 +39,28 @@ struct weft_executor {
     int max, nthreads, idle;
     int queued;               /* jobs in the FIFO */
     int spinning;             /* threads between jobs that poll `nqueued` before sleeping (at most 1) */
+    int waking;               /* threads signalled or started that have not yet looked at the FIFO */
     unsigned int nqueued;     /* atomic copy of queued, for the spinning thread */
     bool shutdown;
     uv_thread_t *threads;
 };
+
+/* The FIFO's mutex is held for a few instructions at a time by the loops
+ * that submit and the pool threads that take: try it for a moment before
+ * sleeping on it, since a thread put to sleep on a lock held that briefly
+ * costs two context switches. */
+#ifndef WEFT__EX_TRY
+#define WEFT__EX_TRY 64
+#endif
+static void ex_lock(weft_executor_t *ex)
+{
+    for (int i = 0; i < WEFT__EX_TRY; i++) {
+        if (uv_mutex_trylock(&ex->mu) == 0)
+            return;
+        ck_pr_stall();
+    }
+    uv_mutex_lock(&ex->mu);
+}
 
 static void job_release(job_t *j)
 {
@@ -59,8 +78,7 @@ static void job_release(job_t *j)
 static void msg_job_done(weft_loop_t *l, weft__msg_t *m)
 {
     (void)l;
-    job_t *j = m->a;
-    free(m);
+    job_t *j = WEFT__CONTAINER(m, job_t, done_msg);   /* alive: the pool's reference */
     weft__task_t *t = j->task;
     if (j->abandoned) {
         if (j->rc == 0 && j->value.dtor)
@@ -109,22 +127,54 @@ static bool pool_spin(weft_executor_t *ex)
     }
 }
 
+static void pool_thread(void *arg);
+
+/* Jobs wait and no thread is on its way to them (none spinning, none woken
+ * or started that has not yet looked): wake an idle thread, or start one if
+ * none is idle. That thread, on taking a job, calls this again if more wait,
+ * so a burst of jobs wakes threads one after another only as long as jobs
+ * keep waiting: threads that finish a quick job come back for the next one
+ * before anyone else is woken, and each blocking job still gets a thread of
+ * its own. Under ex->mu; returns true if the caller must signal ex->cv after
+ * unlocking (the thread woken must not find the mutex held). */
+static bool pool_need_thread(weft_executor_t *ex)
+{
+    if (!ex->head || ex->spinning + ex->waking > 0)
+        return false;
+    if (ex->idle > 0) {
+        ex->waking++;
+        return true;
+    }
+    if (ex->nthreads < ex->max && !ex->shutdown) {   /* (shut down: the threads there drain the FIFO) */
+        uv_thread_options_t o = { .flags = UV_THREAD_HAS_STACK_SIZE, .stack_size = 1 << 20 };
+        if (uv_thread_create_ex(&ex->threads[ex->nthreads], &o, pool_thread, ex) == 0) {
+            ex->nthreads++;
+            ex->waking++;   /* it looks at the FIFO as soon as it starts */
+        }
+    }
+    return false;
+}
+
 static void pool_thread(void *arg)
 {
     weft_executor_t *ex = arg;
-    uv_mutex_lock(&ex->mu);
+    ex_lock(ex);
+    if (ex->waking > 0)
+        ex->waking--;   /* started by pool_need_thread: looking now */
     for (;;) {
         if (!ex->head && !ex->shutdown && !ex->spinning) {
             ex->spinning = 1;
             uv_mutex_unlock(&ex->mu);
             pool_spin(ex);
-            uv_mutex_lock(&ex->mu);
+            ex_lock(ex);
             ex->spinning = 0;
         }
         while (!ex->head && !ex->shutdown) {
             ex->idle++;
             uv_cond_wait(&ex->cv, &ex->mu);
             ex->idle--;
+            if (ex->waking > 0)
+                ex->waking--;   /* (a spurious wake-up may take a signal's count: a later submit signals again) */
         }
         if (!ex->head)
             break;   /* shut down and drained */
@@ -134,7 +184,10 @@ static void pool_thread(void *arg)
             ex->tail = NULL;
         ex->queued--;
         ck_pr_store_uint(&ex->nqueued, (unsigned int)ex->queued);
+        bool signal = pool_need_thread(ex);   /* more jobs wait: the next thread */
         uv_mutex_unlock(&ex->mu);
+        if (signal)
+            uv_cond_signal(&ex->cv);
         if (j->ctx)
             weft_context_run(j->ctx, run_job, j);   /* contextvars read in fn see the caller's values */
         else
@@ -149,22 +202,19 @@ static void pool_thread(void *arg)
             }
             weft_cfuture_release(j->cf);
             job_release(j);
-            uv_mutex_lock(&ex->mu);
+            ex_lock(ex);
             continue;
         }
         weft_value_t v = j->value;
-        weft__msg_t *m = weft__msg_new(msg_job_done);
-        if (m)
-            m->a = j;
-        if (!m || weft__loop_post(j->task->fut.loop, m) < 0) {
+        j->done_msg.run = msg_job_done;
+        if (weft__loop_post(j->task->fut.loop, &j->done_msg) < 0) {
             /* the loop is gone: nobody can take the result */
-            free(m);
             if (j->rc == 0 && v.dtor)
                 v.dtor(v.p);
             weft_future_release(&j->task->fut);
             job_release(j);
         }
-        uv_mutex_lock(&ex->mu);
+        ex_lock(ex);
     }
     uv_mutex_unlock(&ex->mu);
 }
@@ -194,9 +244,10 @@ void weft_executor_free(weft_executor_t *ex)
         return;
     uv_mutex_lock(&ex->mu);
     ex->shutdown = true;
+    int n = ex->nthreads;   /* final: pool threads start no others once shut down */
     uv_cond_broadcast(&ex->cv);
     uv_mutex_unlock(&ex->mu);
-    for (int i = 0; i < ex->nthreads; i++)
+    for (int i = 0; i < n; i++)
         uv_thread_join(&ex->threads[i]);
     uv_mutex_destroy(&ex->mu);
     uv_cond_destroy(&ex->cv);
@@ -253,7 +304,7 @@ int weft_run_in_executor_dtor(weft_executor_t *ex, weft_blocking_fn fn, void *ar
     j->refs = 2;
     j->ctx = weft_context_current() ? weft_context_copy() : NULL;
     weft_future_retain(&t->fut);
-    uv_mutex_lock(&ex->mu);
+    ex_lock(ex);
     if (ex->shutdown) {
         uv_mutex_unlock(&ex->mu);
         weft_future_release(&t->fut);
@@ -269,16 +320,10 @@ int weft_run_in_executor_dtor(weft_executor_t *ex, weft_blocking_fn fn, void *ar
     ex->tail = j;
     ex->queued++;
     ck_pr_store_uint(&ex->nqueued, (unsigned int)ex->queued);
-    if (ex->queued > ex->spinning) {   /* more jobs than the spinning thread will take */
-        if (ex->idle > 0)
-            uv_cond_signal(&ex->cv);
-        else if (ex->nthreads < ex->max) {
-            uv_thread_options_t o = { .flags = UV_THREAD_HAS_STACK_SIZE, .stack_size = 1 << 20 };
-            if (uv_thread_create_ex(&ex->threads[ex->nthreads], &o, pool_thread, ex) == 0)
-                ex->nthreads++;
-        }
-    }
+    bool signal = pool_need_thread(ex);
     uv_mutex_unlock(&ex->mu);
+    if (signal)   /* after unlocking: the thread woken must not find the mutex held */
+        uv_cond_signal(&ex->cv);
     int rc = weft__task_suspend(t, WEFT__W_OTHER, job_cancel, j);
     if (rc < 0) {
         if (j->delivered) {
@@ -343,6 +388,8 @@ static bool job_unqueue(weft_cfuture_t *cf, void *arg)
             *pp = j->next;
             if (ex->tail == j)
                 ex->tail = prev;
+            ex->queued--;
+            ck_pr_store_uint(&ex->nqueued, (unsigned int)ex->queued);
             found = true;
             break;
         }
@@ -389,7 +436,7 @@ int weft_executor_submit(weft_executor_t *ex, weft_blocking_fn fn, void *arg, we
     weft_cfuture_retain(cf);   /* the pool's reference; the other is the caller's */
     j->ctx = weft_context_current() ? weft_context_copy() : NULL;
     weft__cfuture_set_cancel(cf, job_unqueue, j);
-    uv_mutex_lock(&ex->mu);
+    ex_lock(ex);
     if (ex->shutdown) {
         uv_mutex_unlock(&ex->mu);
         weft_context_release(j->ctx);
@@ -403,13 +450,12 @@ int weft_executor_submit(weft_executor_t *ex, weft_blocking_fn fn, void *arg, we
     else
         ex->head = j;
     ex->tail = j;
-    if (ex->idle == 0 && ex->nthreads < ex->max) {
-        uv_thread_options_t o = { .flags = UV_THREAD_HAS_STACK_SIZE, .stack_size = 1 << 20 };
-        if (uv_thread_create_ex(&ex->threads[ex->nthreads], &o, pool_thread, ex) == 0)
-            ex->nthreads++;
-    }
-    uv_cond_signal(&ex->cv);
+    ex->queued++;
+    ck_pr_store_uint(&ex->nqueued, (unsigned int)ex->queued);
+    bool signal = pool_need_thread(ex);
     uv_mutex_unlock(&ex->mu);
+    if (signal)
+        uv_cond_signal(&ex->cv);
     *out = cf;
     return 0;
 }

@@ -1,9 +1,15 @@
 /* Bridges from plain threads into the runtime: run_coroutine_threadsafe and
  * its thread-safe concurrent future (concurrent.futures.Future).
  *
- * The concurrent future is guarded by a libuv mutex and condition variable:
- * plain threads block on it (result with a timeout), tasks on any loop await
- * it (their wake-up is posted to their own loop). Cancelling it cancels the
+ * A concurrent future has no mutex or condition variable of its own: a small
+ * spinlock guards its state while it is pending, and `done` (set once, with
+ * release order) lets readers look at the outcome without the lock. Plain
+ * threads that block on it park on their own thread's parker (a mutex and a
+ * condition variable made once per thread) after a short spin; tasks on any
+ * loop await it (their wake-up is posted to their own loop). A future made by
+ * run_coroutine_threadsafe carries the message that starts its task, so a
+ * submission allocates the task and the future and nothing else; both are
+ * recycled through small process-wide free lists. Cancelling it cancels the
  * task; the task ending cancelled cancels it. */
 #include <sched.h>
 #include "core/task.h"
@@ -12,29 +18,146 @@
 
 #include <math.h>
 
+/* A plain thread's parker: made on its first blocking wait, kept for the
+ * thread's life (it owns no memory; the thread's storage goes with it). */
+typedef struct parker {
+    uv_mutex_t mu;
+    uv_cond_t cv;
+    bool inited;
+} parker_t;
+
+static _Thread_local parker_t tl_parker;
+
+static parker_t *parker_get(void)
+{
+    parker_t *p = &tl_parker;
+    if (!p->inited) {
+        uv_mutex_init(&p->mu);
+        uv_cond_init(&p->cv);
+        p->inited = true;
+    }
+    return p;
+}
+
 typedef struct cf_waiter {
     struct cf_waiter *next;
-    weft__task_t *task;       /* a task awaiting, or NULL */
+    weft__task_t *task;       /* a task awaiting (heap record), or NULL */
     uint32_t seq;
-    void (*fn)(weft_cfuture_t *, void *);
+    parker_t *parker;         /* a plain thread blocked in result/exception (record on its stack) */
+    bool woken;               /* plain thread: set under parker->mu once the completer is done with the record */
+    void (*fn)(weft_cfuture_t *, void *);   /* a done callback (heap record) */
     void *arg;
 } cf_waiter_t;
 
 struct weft_cfuture {
     unsigned int refs;
-    uv_mutex_t mu;
-    uv_cond_t cv;
-    bool done;
+    ck_spinlock_fas_t lock;   /* guards everything below while pending */
+    unsigned int done;        /* atomic: set once, after the outcome (release order) */
     bool cancelled;
-    unsigned int done_hint;   /* atomic copy of done, polled by a waiter before it sleeps */
     int rc;
     weft_value_t value;       /* borrowed from the task, which we keep; else owned (dtor) */
     char *msg;                /* the exception's or cancellation's message, owned */
-    weft__task_t *task;       /* run_coroutine_threadsafe's task, or NULL */
+    weft__task_t *task;       /* run_coroutine_threadsafe's task (a reference) while pending, and
+                               * after if the result is borrowed from it; else NULL */
+    bool from_task;           /* made by run_coroutine_threadsafe */
     bool (*cancel_fn)(weft_cfuture_t *, void *);   /* job-backed: unqueue the job */
     void *cancel_arg;
     cf_waiter_t *waiters;
+    weft__msg_t start;        /* run_coroutine_threadsafe: the message that starts the task */
+    weft_cfuture_t *next_free;
 };
+
+static inline void cf_lock(weft_cfuture_t *cf)
+{
+    ck_spinlock_fas_lock(&cf->lock);
+    WEFT__TSAN_ACQUIRE(&cf->lock);
+}
+
+static inline void cf_unlock(weft_cfuture_t *cf)
+{
+    WEFT__TSAN_RELEASE(&cf->lock);
+    ck_spinlock_fas_unlock(&cf->lock);
+}
+
+/* Done yet? After true, the outcome fields may be read without the lock. */
+static inline bool cf_is_done(weft_cfuture_t *cf)
+{
+    if (!ck_pr_load_uint(&cf->done))
+        return false;
+    ck_pr_fence_acquire();
+    WEFT__TSAN_ACQUIRE(&cf->done);
+    return true;
+}
+
+/* ---- recycling: concurrent futures kept for reuse ------------------------------ */
+
+/* A burst of submissions from a plain thread keeps many futures alive at
+ * once; freeing them all and allocating them again makes the allocator
+ * return the memory to the system and fault it back in, page by page. Freed
+ * futures wait here instead (at most WEFT__CF_KEEP). */
+#define WEFT__CF_KEEP 131072u
+static ck_spinlock_fas_t cf_pool_lock = CK_SPINLOCK_FAS_INITIALIZER;
+static weft_cfuture_t *cf_pool;
+static unsigned int cf_npool;   /* written under cf_pool_lock, read atomically */
+
+static weft_cfuture_t *cf_mem_alloc(void)
+{
+    weft_cfuture_t *cf = NULL;
+    if (ck_pr_load_ptr(&cf_pool)) {
+        ck_spinlock_fas_lock(&cf_pool_lock);
+        WEFT__TSAN_ACQUIRE(&cf_pool_lock);
+        if ((cf = cf_pool)) {
+            cf_pool = cf->next_free;
+            ck_pr_store_uint(&cf_npool, cf_npool - 1);
+        }
+        WEFT__TSAN_RELEASE(&cf_pool_lock);
+        ck_spinlock_fas_unlock(&cf_pool_lock);
+    }
+    if (!cf)
+        cf = malloc(sizeof *cf);
+    if (cf)
+        memset(cf, 0, sizeof *cf);
+    return cf;
+}
+
+static void cf_mem_free(weft_cfuture_t *cf)
+{
+#if !defined(WEFT_ASAN)   /* ASan: free at once, so a use after release is reported */
+    if (ck_pr_load_uint(&cf_npool) < WEFT__CF_KEEP) {
+        ck_spinlock_fas_lock(&cf_pool_lock);
+        WEFT__TSAN_ACQUIRE(&cf_pool_lock);
+        bool kept = cf_npool < WEFT__CF_KEEP;
+        if (kept) {
+            cf->next_free = cf_pool;
+            cf_pool = cf;
+            ck_pr_store_uint(&cf_npool, cf_npool + 1);
+        }
+        WEFT__TSAN_RELEASE(&cf_pool_lock);
+        ck_spinlock_fas_unlock(&cf_pool_lock);
+        if (kept)
+            return;
+    }
+#endif
+    free(cf);
+}
+
+void weft__cfuture_pool_trim(size_t keep)
+{
+    while (ck_pr_load_uint(&cf_npool) > keep) {
+        weft_cfuture_t *cf = NULL;
+        ck_spinlock_fas_lock(&cf_pool_lock);
+        WEFT__TSAN_ACQUIRE(&cf_pool_lock);
+        if (cf_npool > keep && (cf = cf_pool)) {
+            cf_pool = cf->next_free;
+            ck_pr_store_uint(&cf_npool, cf_npool - 1);
+        }
+        WEFT__TSAN_RELEASE(&cf_pool_lock);
+        ck_spinlock_fas_unlock(&cf_pool_lock);
+        if (!cf)
+            break;
+        free(cf);
+    }
+}
 
 #define WEFT__CF_SPIN_NS 20000u
 static unsigned int cf_spinner;   /* atomic: a thread polls in weft_cfuture_result */
@@ -52,9 +175,7 @@ static void cf_release(weft_cfuture_t *cf)
     else if (cf->rc == 0 && cf->value.dtor)
         cf->value.dtor(cf->value.p);
     free(cf->msg);
-    uv_mutex_destroy(&cf->mu);
-    uv_cond_destroy(&cf->cv);
-    free(cf);
+    cf_mem_free(cf);
 }
 
 void weft_cfuture_release(weft_cfuture_t *cf)
@@ -65,11 +186,10 @@ void weft_cfuture_release(weft_cfuture_t *cf)
 
 weft_cfuture_t *weft__cfuture_new(void)
 {
-    weft_cfuture_t *cf = calloc(1, sizeof *cf);
+    weft_cfuture_t *cf = cf_mem_alloc();
     if (!cf)
         return NULL;
-    uv_mutex_init(&cf->mu);
-    uv_cond_init(&cf->cv);
+    ck_spinlock_fas_init(&cf->lock);
     cf->refs = 1;
     return cf;
 }
@@ -82,21 +202,21 @@ void weft__cfuture_set_cancel(weft_cfuture_t *cf, bool (*fn)(weft_cfuture_t *, v
 
 bool weft__cfuture_complete(weft_cfuture_t *cf, int rc, weft_value_t v, char *msg, bool cancelled)
 {
-    uv_mutex_lock(&cf->mu);
+    cf_lock(cf);
     if (cf->done) {
-        uv_mutex_unlock(&cf->mu);
+        cf_unlock(cf);
         return false;
     }
     cf->rc = rc;
     cf->value = rc == 0 ? v : (weft_value_t){ .p = NULL };
     cf->msg = msg;
     cf->cancelled = cancelled;
-    cf->done = true;
-    ck_pr_store_uint(&cf->done_hint, 1);
+    WEFT__TSAN_RELEASE(&cf->done);
+    ck_pr_fence_release();
+    ck_pr_store_uint(&cf->done, 1);
     cf_waiter_t *w = cf->waiters;
     cf->waiters = NULL;
-    uv_cond_broadcast(&cf->cv);
-    uv_mutex_unlock(&cf->mu);
+    cf_unlock(cf);
     /* registration order (the list is kept newest first) */
     cf_waiter_t *rev = NULL;
     while (w) {
@@ -106,14 +226,23 @@ bool weft__cfuture_complete(weft_cfuture_t *cf, int rc, weft_value_t v, char *ms
         w = n;
     }
     for (w = rev; w;) {
-        cf_waiter_t *n = w->next;
-        if (w->task) {
+        cf_waiter_t *n = w->next;   /* read before a plain thread's record may vanish */
+        if (w->parker) {
+            /* the thread returns once `woken` is set (it then may leave and
+             * drop its record): set it last, under its parker's mutex */
+            parker_t *p = w->parker;
+            uv_mutex_lock(&p->mu);
+            w->woken = true;
+            uv_cond_signal(&p->cv);
+            uv_mutex_unlock(&p->mu);
+        } else if (w->task) {
             weft__task_wake_any(w->task, 0, w->seq);
             weft_future_release(&w->task->fut);
+            free(w);
         } else {
             w->fn(cf, w->arg);
+            free(w);
         }
-        free(w);
         w = n;
     }
     return true;
@@ -121,13 +250,13 @@ bool weft__cfuture_complete(weft_cfuture_t *cf, int rc, weft_value_t v, char *ms
 
 int weft__cfuture_take(weft_cfuture_t *cf, weft_value_t *out, char **msg)
 {
-    uv_mutex_lock(&cf->mu);
+    cf_lock(cf);
     int rc = cf->rc;
     *out = rc == 0 ? cf->value : (weft_value_t){ .p = NULL };
     cf->value.dtor = NULL;
     *msg = cf->msg;
     cf->msg = NULL;
-    uv_mutex_unlock(&cf->mu);
+    cf_unlock(cf);
     return rc;
 }
 
@@ -140,7 +269,30 @@ static void cfuture_task_done(weft__task_t *t, void *arg)
     weft__cfuture_complete(cf, rc, v, rc < 0 ? weft__strdup(weft_future_message(&t->fut)) : NULL,
                            rc == WEFT_ECANCELED && weft_future_cancelled(&t->fut));
     t->on_done = NULL;
+    if (rc < 0 || !v.dtor) {
+        /* nothing borrowed from the task: let it go now, while its memory
+         * is still warm for the next submission, rather than when the last
+         * holder of the future lets go */
+        cf_lock(cf);
+        cf->task = NULL;
+        cf_unlock(cf);
+        weft_future_release(&t->fut);
+    }
     cf_release(cf);   /* the task's reference */
+}
+
+/* On the target loop: start the submitted task (the scheduler's start message,
+ * carried inside the concurrent future; the task holds the future). */
+static void cf_msg_start(weft_loop_t *l, weft__msg_t *m)
+{
+    weft__task_t *t = m->a;
+    if (ck_pr_load_uint(&l->flags) & WEFT__L_CLOSED) {   /* never ran: drop the loop's reference */
+        if (l->rt)
+            weft__rt_task_gone(l->rt);
+        weft_future_release(&t->fut);
+        return;
+    }
+    weft__task_start_claimed(l, t);
 }
 
 int weft_run_coroutine_threadsafe(weft_runtime_t *rt, weft_loop_t *loop, weft_coro_fn fn, void *arg,
@@ -166,16 +318,28 @@ int weft_run_coroutine_threadsafe(weft_runtime_t *rt, weft_loop_t *loop, weft_co
     to.eager_start = false;
     int rc = weft__task_alloc(home, fn, arg, &to, &t);
     if (rc < 0) {
-        uv_mutex_destroy(&cf->mu);
-        uv_cond_destroy(&cf->cv);
-        free(cf);
+        cf_mem_free(cf);
         return rc;
     }
     t->on_done = cfuture_task_done;
     t->on_done_arg = cf;
     cf->task = t;
+    cf->from_task = true;
     weft_future_retain(&t->fut);   /* cf's reference; the other one is the loop's */
-    if ((rc = weft__rt_submit(rt, loop, t)) < 0) {
+    if (loop && weft__thread()->running != loop) {
+        /* the common case, a plain thread: post the start message cf carries
+         * (no allocation); otherwise the scheduler queues it */
+        if (rt && !weft__rt_admit(rt)) {
+            rc = WEFT_ECLOSED;
+        } else {
+            cf->start.run = cf_msg_start;
+            cf->start.a = t;
+            rc = weft__loop_post(loop, &cf->start);
+        }
+    } else {
+        rc = weft__rt_submit(rt, loop, t);
+    }
+    if (rc < 0) {
         t->arg_dtor = NULL;   /* not submitted: the caller still owns arg */
         if (home->rt)
             weft__rt_task_gone(home->rt);
@@ -189,52 +353,87 @@ int weft_run_coroutine_threadsafe(weft_runtime_t *rt, weft_loop_t *loop, weft_co
     return 0;
 }
 
-/* Wait (plain thread) until @cf is done, at most @timeout seconds; returns
- * with cf->mu held and 0, or unlocked and WEFT_ETIMEDOUT / an argument error. */
-static int cf_wait_locked(weft_cfuture_t *cf, double timeout)
+/* Wait (plain thread) until @cf is done, at most @timeout seconds: 0 once it
+ * is done (its outcome is then readable without the lock), WEFT_ETIMEDOUT or
+ * an argument error. */
+static int cf_wait(weft_cfuture_t *cf, double timeout)
 {
     if (!cf || isnan(timeout))
         return WEFT_EINVAL;
     if (weft__thread()->running)
         return WEFT_EWRONGLOOP;
+    if (cf_is_done(cf))
+        return 0;
     /* A result usually comes within microseconds: poll a little (yielding the
-     * CPU) before sleeping on the condition variable, so that a quick round
-     * trip costs no futex wake-up. One thread of the process polls at a time:
-     * many would take the CPUs from the loops that complete their futures. */
-    if (timeout != 0 && !ck_pr_load_uint(&cf->done_hint) && ck_pr_fas_uint(&cf_spinner, 1) == 0) {
+     * CPU) before sleeping on the parker, so that a quick round trip costs no
+     * futex wake-up. One thread of the process polls at a time: many would
+     * take the CPUs from the loops that complete their futures. */
+    if (timeout > 0 && ck_pr_fas_uint(&cf_spinner, 1) == 0) {
         uint64_t t0 = uv_hrtime();
-        for (unsigned int i = 1; !ck_pr_load_uint(&cf->done_hint); i++) {
+        for (unsigned int i = 1; !ck_pr_load_uint(&cf->done); i++) {
             if ((i & 15) == 0 && uv_hrtime() - t0 >= WEFT__CF_SPIN_NS)
                 break;
             sched_yield();   /* a loaded machine: the loop that will complete it may need this CPU */
         }
         ck_pr_store_uint(&cf_spinner, 0);
+        if (cf_is_done(cf))
+            return 0;
     }
-    uv_mutex_lock(&cf->mu);
-    if (!cf->done) {
-        /* WEFT_NO_TIMEOUT, INFINITY, 1e300...: a duration too large for 64-bit
-         * nanoseconds saturates to "forever"; a timeout <= 0 only looks */
-        if (weft__secs_to_ns(timeout) == WEFT__NS_FOREVER) {
-            while (!cf->done)
-                uv_cond_wait(&cf->cv, &cf->mu);
-        } else {
-            uint64_t deadline = weft__deadline_ns(uv_hrtime(), timeout);
-            while (!cf->done) {
-                uint64_t now = uv_hrtime();
-                if (now >= deadline) {
-                    uv_mutex_unlock(&cf->mu);
-                    return WEFT_ETIMEDOUT;
-                }
-                uv_cond_timedwait(&cf->cv, &cf->mu, deadline - now);   /* re-checked above */
-            }
+    /* WEFT_NO_TIMEOUT, INFINITY, 1e300...: a duration too large for 64-bit
+     * nanoseconds saturates to "forever"; a timeout <= 0 only looks */
+    bool forever = weft__secs_to_ns(timeout) == WEFT__NS_FOREVER;
+    uint64_t deadline = forever ? 0 : weft__deadline_ns(uv_hrtime(), timeout);
+    if (!forever && uv_hrtime() >= deadline)
+        return cf_is_done(cf) ? 0 : WEFT_ETIMEDOUT;
+    parker_t *p = parker_get();
+    cf_waiter_t w = { .parker = p };
+    cf_lock(cf);
+    if (cf->done) {
+        cf_unlock(cf);
+        return 0;   /* done: its outcome is published by the lock */
+    }
+    w.next = cf->waiters;
+    cf->waiters = &w;
+    cf_unlock(cf);
+    uv_mutex_lock(&p->mu);
+    while (!w.woken) {
+        if (forever) {
+            uv_cond_wait(&p->cv, &p->mu);
+            continue;
+        }
+        uint64_t now = uv_hrtime();
+        if (now >= deadline)
+            break;
+        uv_cond_timedwait(&p->cv, &p->mu, deadline - now);   /* re-checked above */
+    }
+    bool woken = w.woken;
+    uv_mutex_unlock(&p->mu);
+    if (woken)
+        return 0;   /* the completer set `done` before it woke us */
+    /* timed out: leave the list, unless the completer took it already (then
+     * it is about to set `woken`, and our record must live until it has) */
+    bool found = false;
+    cf_lock(cf);
+    for (cf_waiter_t **pp = &cf->waiters; *pp; pp = &(*pp)->next) {
+        if (*pp == &w) {
+            *pp = w.next;
+            found = true;
+            break;
         }
     }
+    cf_unlock(cf);
+    if (found)
+        return WEFT_ETIMEDOUT;
+    uv_mutex_lock(&p->mu);
+    while (!w.woken)
+        uv_cond_wait(&p->cv, &p->mu);
+    uv_mutex_unlock(&p->mu);
     return 0;
 }
 
 int weft_cfuture_result(weft_cfuture_t *cf, double timeout, weft_value_t *out)
 {
-    int rc = cf_wait_locked(cf, timeout);
+    int rc = cf_wait(cf, timeout);
     if (rc < 0)
         return rc;
     rc = cf->rc;
@@ -242,7 +441,6 @@ int weft_cfuture_result(weft_cfuture_t *cf, double timeout, weft_value_t *out)
         *out = cf->value;
         out->dtor = NULL;   /* borrowed */
     }
-    uv_mutex_unlock(&cf->mu);
     return rc;
 }
 
@@ -252,7 +450,7 @@ int weft_cfuture_exception(weft_cfuture_t *cf, double timeout, int *code, const 
         *code = 0;
     if (msg)
         *msg = NULL;
-    int rc = cf_wait_locked(cf, timeout);
+    int rc = cf_wait(cf, timeout);
     if (rc < 0)
         return rc;
     if (cf->cancelled) {
@@ -263,18 +461,14 @@ int weft_cfuture_exception(weft_cfuture_t *cf, double timeout, int *code, const 
         if (msg)
             *msg = cf->rc < 0 ? cf->msg : NULL;
     }
-    uv_mutex_unlock(&cf->mu);
     return rc;
 }
 
 const char *weft_cfuture_message(weft_cfuture_t *cf)
 {
-    if (!cf)
+    if (!cf || !cf_is_done(cf))
         return NULL;
-    uv_mutex_lock(&cf->mu);
-    const char *m = cf->done ? cf->msg : NULL;
-    uv_mutex_unlock(&cf->mu);
-    return m;
+    return cf->msg;
 }
 
 int weft_cfuture_new(weft_cfuture_t **out)
@@ -289,7 +483,7 @@ int weft_cfuture_set_result(weft_cfuture_t *cf, weft_value_t v)
 {
     if (!cf)
         return WEFT_EINVAL;
-    if (cf->task)
+    if (cf->from_task)
         return WEFT_ENOTTASK;   /* a task's outcome is the task's */
     return weft__cfuture_complete(cf, 0, v, NULL, false) ? 0 : WEFT_EINVALSTATE;
 }
@@ -298,7 +492,7 @@ int weft_cfuture_set_exception(weft_cfuture_t *cf, int code, const char *fmt, ..
 {
     if (!cf || code >= 0)
         return WEFT_EINVAL;
-    if (cf->task)
+    if (cf->from_task)
         return WEFT_ENOTTASK;
     char *msg = NULL;
     if (fmt) {
@@ -316,38 +510,37 @@ int weft_cfuture_set_exception(weft_cfuture_t *cf, int code, const char *fmt, ..
 
 bool weft_cfuture_done(weft_cfuture_t *cf)
 {
-    if (!cf)
-        return false;
-    uv_mutex_lock(&cf->mu);
-    bool d = cf->done;
-    uv_mutex_unlock(&cf->mu);
-    return d;
+    return cf && cf_is_done(cf);
 }
 
 bool weft_cfuture_cancelled(weft_cfuture_t *cf)
 {
-    if (!cf)
-        return false;
-    uv_mutex_lock(&cf->mu);
-    bool c = cf->cancelled;
-    uv_mutex_unlock(&cf->mu);
-    return c;
+    return cf && cf_is_done(cf) && cf->cancelled;
 }
 
 int weft_cfuture_cancel(weft_cfuture_t *cf)
 {
     if (!cf)
         return WEFT_EINVAL;
-    if (weft_cfuture_done(cf))
+    if (cf_is_done(cf))
         return 0;
-    if (cf->task) {
-        weft_task_cancel(&cf->task->fut, NULL);
+    if (cf->from_task) {
+        /* the task may finish (and cf let it go) meanwhile: hold it */
+        cf_lock(cf);
+        weft__task_t *t = cf->done ? NULL : cf->task;
+        if (t)
+            weft_future_retain(&t->fut);
+        cf_unlock(cf);
+        if (!t)
+            return 0;
+        weft_task_cancel(&t->fut, NULL);
+        weft_future_release(&t->fut);
         return 1;
     }
     if (cf->cancel_fn) {
-        uv_mutex_lock(&cf->mu);
+        cf_lock(cf);
         bool unqueued = !cf->done && cf->cancel_fn(cf, cf->cancel_arg);
-        uv_mutex_unlock(&cf->mu);
+        cf_unlock(cf);
         if (!unqueued)
             return 0;   /* done, or the job is running: concurrent.futures cannot stop it either */
     }
@@ -365,20 +558,22 @@ int weft_cfuture_add_done_callback(weft_cfuture_t *cf, void (*fn)(weft_cfuture_t
 {
     if (!cf || !fn)
         return WEFT_EINVAL;
-    cf_waiter_t *w = calloc(1, sizeof *w);
-    if (!w)
-        return WEFT_ENOMEM;
-    w->fn = fn;
-    w->arg = arg;
-    uv_mutex_lock(&cf->mu);
-    if (!cf->done) {
-        w->next = cf->waiters;
-        cf->waiters = w;
-        uv_mutex_unlock(&cf->mu);
-        return 0;
+    if (!cf_is_done(cf)) {
+        cf_waiter_t *w = calloc(1, sizeof *w);
+        if (!w)
+            return WEFT_ENOMEM;
+        w->fn = fn;
+        w->arg = arg;
+        cf_lock(cf);
+        if (!cf->done) {
+            w->next = cf->waiters;
+            cf->waiters = w;
+            cf_unlock(cf);
+            return 0;
+        }
+        cf_unlock(cf);
+        free(w);
     }
-    uv_mutex_unlock(&cf->mu);
-    free(w);
     fn(cf, arg);
     return 0;
 }
@@ -388,17 +583,20 @@ static bool cf_wait_cancel(weft__task_t *t, const char *msg)
     weft_cfuture_t *cf = t->wait_obj;
     /* stop waiting now (asyncio: the awaiter is cancelled at once) and pass the
      * cancellation on to the task behind the concurrent future */
-    uv_mutex_lock(&cf->mu);
+    cf_waiter_t *gone = NULL;
+    cf_lock(cf);
     for (cf_waiter_t **pp = &cf->waiters; *pp; pp = &(*pp)->next) {
         if ((*pp)->task == t) {
-            cf_waiter_t *w = *pp;
-            *pp = w->next;
-            weft_future_release(&t->fut);
-            free(w);
+            gone = *pp;
+            *pp = gone->next;
             break;
         }
     }
-    uv_mutex_unlock(&cf->mu);
+    cf_unlock(cf);
+    if (gone) {
+        weft_future_release(&t->fut);
+        free(gone);
+    }
     weft_cfuture_cancel(cf);
     weft__task_set_error(t, WEFT_ECANCELED, weft__strdup(msg));
     weft__task_wake(t, WEFT_ECANCELED);
@@ -412,26 +610,30 @@ int weft_cfuture_await(weft_cfuture_t *cf, weft_value_t *out)
         return WEFT_ENOTCORO;
     if (!cf)
         return WEFT_EINVAL;
-    cf_waiter_t *w = calloc(1, sizeof *w);
-    if (!w)
-        return WEFT_ENOMEM;
-    uv_mutex_lock(&cf->mu);
-    if (!cf->done) {
-        w->task = t;
-        w->seq = weft__task_begin_wait(t);
-        weft_future_retain(&t->fut);
-        w->next = cf->waiters;
-        cf->waiters = w;
-        t->state = WEFT_TASK_SUSPENDED;   /* a completion may post our wake-up right away */
-        uv_mutex_unlock(&cf->mu);
-        int rc = weft__task_suspend(t, WEFT__W_OTHER, cf_wait_cancel, cf);
-        if (rc < 0)
-            return rc;
-    } else {
-        uv_mutex_unlock(&cf->mu);
-        free(w);
+    if (!cf_is_done(cf)) {
+        cf_waiter_t *w = calloc(1, sizeof *w);
+        if (!w)
+            return WEFT_ENOMEM;
+        cf_lock(cf);
+        if (!cf->done) {
+            w->task = t;
+            w->seq = weft__task_begin_wait(t);
+            weft_future_retain(&t->fut);
+            w->next = cf->waiters;
+            cf->waiters = w;
+            t->state = WEFT_TASK_SUSPENDED;   /* a completion may post our wake-up right away */
+            cf_unlock(cf);
+            int rc = weft__task_suspend(t, WEFT__W_OTHER, cf_wait_cancel, cf);
+            if (rc < 0)
+                return rc;
+        } else {
+            cf_unlock(cf);
+            free(w);
+        }
     }
-    uv_mutex_lock(&cf->mu);
+    if (!cf_is_done(cf))
+        return WEFT_EINVALSTATE;   /* not reached: woken only by the completion */
+    t = weft__thread()->task;
     int rc = cf->rc;
     if (rc == 0 && out) {
         *out = cf->value;
@@ -439,7 +641,6 @@ int weft_cfuture_await(weft_cfuture_t *cf, weft_value_t *out)
     }
     if (rc < 0)
         weft__task_set_error(t, rc, weft__strdup(cf->msg));
-    uv_mutex_unlock(&cf->mu);
     return rc;
 }
 
@@ -485,11 +686,9 @@ static void wrap_msg(weft_loop_t *l, weft__msg_t *m)
                 v.dtor(v.p);
             free(msg);
         } else {
-            uv_mutex_lock(&cf->mu);
-            int rc = cf->rc;
+            int rc = cf->rc;   /* done: read without the lock */
             weft_value_t v = cf->value;
             const char *msg = cf->msg;
-            uv_mutex_unlock(&cf->mu);
             v.dtor = NULL;   /* borrowed from cf */
             if (rc < 0)
                 weft_future_set_exception(w->fut, rc, msg ? "%s" : NULL, msg);

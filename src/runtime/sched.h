@@ -49,4 +49,8 @@ unsigned int weft__rt_live(struct weft_runtime *rt);
 /* The runtime's default blocking pool (made on first use). */
 weft_executor_t *weft__rt_executor(struct weft_runtime *rt);
 
+/* ---- the bridges (bridge.c), called by the core ---- */
+/* Free recycled concurrent futures beyond @keep (a loop going idle). */
+void weft__cfuture_pool_trim(size_t keep);
+
 #endif
