@@ -82,9 +82,13 @@ const weft_exception_t *weft_errgroup_exceptions(const weft_errgroup_t *eg, size
 static bool tg_valid(const weft_taskgroup_t *tg) { return tg && tg->magic == TG_MAGIC && tg->entered; }
 
 /* The struct is usually fresh stack memory, which may hold a stale group
- * (same frame layout, earlier call, maybe another task): only a group this
- * very task entered at this address and has not finished leaving counts as
- * "already entered". */
+ * (same frame layout, earlier call, maybe another task, whose later frames
+ * overwrote parts of it): only a group this very task entered at this address
+ * and never began to leave counts as "already entered". A group whose exit
+ * began cannot be entered again by its owner anyway: the owner is either
+ * still inside weft_taskgroup_exit (suspended, so not calling this) or has
+ * left it, so `exiting` alone decides, and the fields after it (children,
+ * waiter), which a reused frame overwrites first, are not read. */
 int weft_taskgroup_enter(weft_taskgroup_t *tg)
 {
     if (!tg)
@@ -92,8 +96,7 @@ int weft_taskgroup_enter(weft_taskgroup_t *tg)
     weft__task_t *t = weft__comb_current();
     if (!t)
         return WEFT_ENOTCORO;      /* "cannot determine the parent task" */
-    if (tg->magic == TG_MAGIC && tg->self == tg && tg->owner == t->id && tg->entered &&
-        (!tg->exiting || tg->ntasks || tg->waiter))
+    if (tg->magic == TG_MAGIC && tg->self == tg && tg->owner == t->id && tg->entered && !tg->exiting)
         return WEFT_EINVALSTATE;   /* "TaskGroup has already been entered" */
     memset(tg, 0, sizeof *tg);
     tg->magic = TG_MAGIC;
