@@ -255,6 +255,78 @@ static void test_affine_order_unchanged(void)
     }
 }
 
+/* ---- a child joined inline leaves no token behind ---------------------------------- */
+
+/* Every weft_spawn queues one token on its loop; a token starts the oldest
+ * task the loop still holds. A child its awaiter ran inline needs its token no
+ * more: if that token stayed, it would start the NEXT spawned task at the
+ * joined child's turn, before callbacks queued in between. */
+static char g_ord[8];
+static atomic_int g_nord;
+static weft_loop_t *_Atomic g_b_loop, *_Atomic g_c_loop;
+
+static void ord(char c)
+{
+    int i = atomic_fetch_add(&g_nord, 1);
+    if (i < 7)
+        g_ord[i] = c;
+}
+
+static int ord_task(void *arg, weft_value_t *out)
+{
+    (void)out;
+    weft_loop_t *l = NULL;
+    CHECK_EQ(weft_get_running_loop(&l), 0);
+    char c = (char)(intptr_t)arg;
+    atomic_store(c == 'B' ? &g_b_loop : &g_c_loop, l);
+    if (c == 'C')
+        ord(c);
+    return 0;
+}
+
+static int ord_cb(void *arg)
+{
+    ord((char)(intptr_t)arg);
+    return 0;
+}
+
+static int joined_leaves_no_token(void *arg, weft_value_t *out)
+{
+    (void)arg;
+    (void)out;
+    weft_loop_t *l = NULL;
+    CHECK_EQ(weft_get_running_loop(&l), 0);
+    int valid = 0;
+    for (int round = 0; round < 50; round++) {
+        atomic_store(&g_nord, 0);
+        memset(g_ord, 0, sizeof g_ord);
+        atomic_store(&g_b_loop, NULL);
+        atomic_store(&g_c_loop, NULL);
+        weft_task_t *b;
+        CHECK_EQ(weft_spawn(&b, ord_task, (void *)(intptr_t)'B', NULL), 0);
+        CHECK_EQ(weft_await(b, NULL), 0);   /* never run: joined inline, on this loop */
+        weft_task_release(b);
+        CHECK_EQ(weft_call_soon(l, ord_cb, (void *)(intptr_t)'X', NULL), 0);
+        CHECK_EQ(weft_spawn(NULL, ord_task, (void *)(intptr_t)'C', NULL), 0);
+        while (atomic_load(&g_nord) < 2)
+            CHECK_EQ(weft_yield(), 0);
+        /* a round counts only if no other loop took B or C (a thief may take
+         * them if this thread is preempted for long) */
+        if (atomic_load(&g_b_loop) != l || atomic_load(&g_c_loop) != l)
+            continue;
+        valid++;
+        CHECK_STR(g_ord, "XC");   /* asyncio's order: X was queued before C */
+    }
+    CHECK(valid > 0);
+    return 0;
+}
+
+static void test_joined_child_leaves_no_token(void)
+{
+    for (int w = 2; w <= 4; w += 2)
+        CHECK_EQ(run(w, joined_leaves_no_token, NULL), 0);
+}
+
 int main(int argc, char **argv)
 {
     alarm(280 * SCALE);   /* watchdog: a hang fails the test */
@@ -262,5 +334,6 @@ int main(int argc, char **argv)
     RUN(test_lone_spawn_after_idle);
     RUN(test_bursts_no_lost_wakeup);
     RUN(test_affine_order_unchanged);
+    RUN(test_joined_child_leaves_no_token);
     return 0;
 }

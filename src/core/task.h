@@ -44,8 +44,11 @@ typedef struct weft__task {
     weft__stack_t *on_stack;
     /* Queue state of a never-run task (scheduler.c). @held_by (atomic) is the
      * loop whose backlog or pinned token holds it, NULL in a ring, the
-     * injector or a message; the other fields belong to that loop's thread. */
+     * injector or a message; the other fields belong to that loop's thread.
+     * @ring_of (atomic) is the loop whose ring (newq) it was last pushed to,
+     * NULL if it went elsewhere since. */
     weft_loop_t *held_by;
+    weft_loop_t *ring_of;
     weft__handle_t *token;
     struct weft__task *bl_prev;
     uint8_t in_backlog;

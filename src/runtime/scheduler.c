@@ -41,6 +41,7 @@
  * submitting threads that collapsed). */
 static void inject(weft_runtime_t *rt, weft__task_t *t)
 {
+    ck_pr_store_ptr(&t->ring_of, NULL);
     WEFT__TSAN_RELEASE(t);
     weft__inbox_push(&rt->inj, &t->inj_entry);
 }
@@ -89,10 +90,42 @@ static void backlog_push(weft_loop_t *l, weft__task_t *t)
     ck_pr_store_ptr(&t->held_by, l);
 }
 
+static void token_dispatch(weft__handle_t *h);
+
+/* Take one unpinned token out of @l's ready queue, if one is among its
+ * newest handles (it is the ready queue's tail while a step spawns and joins
+ * children). Unpinned tokens are interchangeable: each starts the oldest task
+ * @l's queues still hold, so which one goes changes no task's turn but the
+ * one the surplus token would have started before its own. */
+static void drop_token(weft_loop_t *l)
+{
+    weft__handle_t *h = l->ready.tail;
+    for (int i = 0; h && i < 4; i++, h = h->prev) {
+        if (h->fn == token_dispatch && !h->u.ptr && !(h->flags & WEFT__H_CANCELLED)) {
+            weft__ready_remove(l, h);
+            h->gen++;
+            h->flags = WEFT__H_POOLED;
+            h->next = l->hfree;
+            l->hfree = h;
+            return;
+        }
+    }
+}
+
+/* Called by an inline join that claimed never-run @t on @l. Every push to a
+ * loop's queues queues one token there, and a token that meets only entries
+ * of joined tasks does nothing: the joined task leaves its loop a surplus
+ * token, which drop_token removes, so a step that spawns and joins many
+ * children leaves no pile of no-op tokens (nor runs them later, before
+ * handles queued after them). A thief that took @t's entry before the claim
+ * left the surplus at the ring's loop too, without consuming a token there. */
 bool weft__sched_unqueue(weft_loop_t *l, weft__task_t *t)
 {
-    if (ck_pr_load_ptr(&t->held_by) != l)
+    if (ck_pr_load_ptr(&t->held_by) != l) {
+        if (ck_pr_load_ptr(&t->ring_of) == l)
+            drop_token(l);
         return false;
+    }
     if (t->token == &t->step) {   /* queued by its own step: out of the ready queue */
         weft__task_unqueue_step(l, t);
         return true;
@@ -107,6 +140,7 @@ bool weft__sched_unqueue(weft_loop_t *l, weft__task_t *t)
     }
     if (t->in_backlog) {
         backlog_unlink(l, t);
+        drop_token(l);
         return true;
     }
     return false;
@@ -117,8 +151,10 @@ static void backlog_refill(weft_loop_t *l)
 {
     while (l->backlog && ck_ring_size(&l->newq) < WEFT__NEWQ_SIZE - 1) {
         weft__task_t *b = backlog_pop(l);
+        ck_pr_store_ptr(&b->ring_of, l);
         WEFT__TSAN_RELEASE(b);
         if (!ck_ring_enqueue_spmc(&l->newq, l->newq_buf, b)) {   /* cannot happen: only we push */
+            ck_pr_store_ptr(&b->ring_of, NULL);
             b->step.next = l->backlog ? &l->backlog->step : NULL;
             b->bl_prev = NULL;
             b->in_backlog = 1;
@@ -206,11 +242,14 @@ static int queue_local(weft_loop_t *l, weft__task_t *t, bool stealable)
     if (!stealable) {
         h->u.ptr = t;
         t->token = h;
+        ck_pr_store_ptr(&t->ring_of, NULL);
         ck_pr_store_ptr(&t->held_by, l);
     } else if (!l->backlog && ck_ring_size(&l->newq) < WEFT__NEWQ_SIZE - 1) {
+        ck_pr_store_ptr(&t->ring_of, l);
         WEFT__TSAN_RELEASE(t);
         ck_ring_enqueue_spmc(&l->newq, l->newq_buf, t);   /* room checked: only we push */
     } else {
+        ck_pr_store_ptr(&t->ring_of, NULL);
         backlog_push(l, t);
         l->stats.overflows++;
     }
