@@ -385,6 +385,14 @@ weft__msg_t *weft__msg_new(void (*run)(weft_loop_t *, weft__msg_t *))
  * between its closed-check and its uv_async_send, and a runtime worker wait,
  * before it exits, for the user's posts that passed the shutdown check
  * (@user: weft_call_soon_threadsafe, refused once the runtime shuts down). */
+/* The posters' fields must not share a cache line with `flags` or with the
+ * owner's ready queue (see struct weft_loop). */
+_Static_assert(offsetof(weft_loop_t, refs) >= offsetof(weft_loop_t, flags) + 64 &&
+                   offsetof(weft_loop_t, ready) >= offsetof(weft_loop_t, inbox) + sizeof(ck_stack_t) + 64 &&
+                   offsetof(weft_loop_t, senders) > offsetof(weft_loop_t, refs) &&
+                   offsetof(weft_loop_t, inbox) > offsetof(weft_loop_t, senders),
+               "struct weft_loop: posters' fields off the owner's cache lines");
+
 static int loop_post(weft_loop_t *l, weft__msg_t *m, bool user)
 {
     if (user && l->rt && weft__rt_shutting(l->rt))
