@@ -385,19 +385,32 @@ weft__msg_t *weft__msg_new(void (*run)(weft_loop_t *, weft__msg_t *))
  * between its closed-check and its uv_async_send, and a runtime worker wait,
  * before it exits, for the user's posts that passed the shutdown check
  * (@user: weft_call_soon_threadsafe, refused once the runtime shuts down). */
+/* The posters' fields must not share a cache line with `flags` or with the
+ * owner's ready queue (see struct weft_loop). */
+_Static_assert(offsetof(weft_loop_t, refs) >= offsetof(weft_loop_t, flags) + 64 &&
+                   offsetof(weft_loop_t, ready) >= offsetof(weft_loop_t, inbox) + sizeof(ck_stack_t) + 64 &&
+                   offsetof(weft_loop_t, senders) > offsetof(weft_loop_t, refs) &&
+                   offsetof(weft_loop_t, inbox) > offsetof(weft_loop_t, senders),
+               "struct weft_loop: posters' fields off the owner's cache lines");
+
 static int loop_post(weft_loop_t *l, weft__msg_t *m, bool user)
 {
     if (user && l->rt && weft__rt_shutting(l->rt))
         return WEFT_ECLOSED;   /* refused without touching `senders`, which the exiting worker waits out */
     ck_pr_inc_uint(&l->senders);
-    ck_pr_fence_memory();   /* counted, then look (pairs with weft__loop_run_worker's exit) */
+    /* counted, then look (pairs with weft__loop_run_worker's exit). The count
+     * is an atomic read-modify-write, so ordering it before the loads needs
+     * no full fence where such operations are fences already (x86). */
+    ck_pr_fence_atomic_load();
     if ((ck_pr_load_uint(&l->flags) & WEFT__L_CLOSED) || (user && l->rt && weft__rt_shutting(l->rt))) {
         ck_pr_dec_uint(&l->senders);
         return WEFT_ECLOSED;
     }
     WEFT__TSAN_RELEASE(m);
     weft__inbox_push(&l->inbox, &m->entry);
-    ck_pr_fence_memory();   /* publish, then look at `parked` (pairs with the parking loop) */
+    /* publish, then look at `parked` (pairs with the parking loop); the push
+     * is an atomic read-modify-write too */
+    ck_pr_fence_atomic_load();
     /* A runtime loop announces parking: only the poster that moves it from
      * PARKED to WOKEN sends (one uv_async_send per batch); a loop that is
      * running or searching drains its inbox without one. A standalone loop is

@@ -115,8 +115,15 @@ struct weft_loop {
     uv_timer_t uvtimer;
     uv_async_t wake;
     unsigned int flags;            /* WEFT__L_*, read by other threads with ck_pr */
+    /* written by posting threads (each submission from another thread
+     * counts itself in `senders`, pushes to `inbox`, and its task takes a
+     * reference): kept off the lines the owner writes all the time and
+     * off `flags`, which every post reads */
+    char pad_p0[64];
     unsigned int refs;             /* user + futures (atomic) */
     unsigned int senders;          /* threads inside call_soon_threadsafe */
+    ck_stack_t inbox;
+    char pad_p1[64];
     weft__ready_t ready;
     weft__heap_t timers;
     uint64_t timer_seq;
@@ -137,7 +144,6 @@ struct weft_loop {
     uint64_t last_trim;
     weft_exception_handler_t eh;
     void *eh_ud;
-    ck_stack_t inbox;
     uv_thread_t owner;
     /* runtime worker state (NULL rt for a standalone loop) */
     struct weft_runtime *rt;

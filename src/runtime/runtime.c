@@ -62,7 +62,15 @@ bool weft__rt_shutting(const weft_runtime_t *rt) { return ck_pr_load_uint(&rt->s
  * forever. */
 bool weft__rt_admit(weft_runtime_t *rt)
 {
-    ck_pr_fence_memory();   /* counted, then look (pairs with request_shutdown's atomic swap) */
+    /* counted, then look (pairs with request_shutdown's atomic swap). A
+     * plain thread counted with an atomic increment (weft__rt_task_born),
+     * which orders itself before later loads; a worker's plain store needs
+     * the full fence. */
+    weft_loop_t *cur = weft__thread()->running;
+    if (cur && cur->rt == rt)
+        ck_pr_fence_memory();
+    else
+        ck_pr_fence_atomic_load();
     return !weft__rt_shutting(rt);
 }
 
