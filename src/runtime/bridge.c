@@ -285,14 +285,7 @@ static void cfuture_task_done(weft__task_t *t, void *arg)
  * carried inside the concurrent future; the task holds the future). */
 static void cf_msg_start(weft_loop_t *l, weft__msg_t *m)
 {
-    weft__task_t *t = m->a;
-    if (ck_pr_load_uint(&l->flags) & WEFT__L_CLOSED) {   /* never ran: drop the loop's reference */
-        if (l->rt)
-            weft__rt_task_gone(l->rt);
-        weft_future_release(&t->fut);
-        return;
-    }
-    weft__task_start_claimed(l, t);
+    weft__sched_start_posted(l, m->a);
 }
 
 int weft_run_coroutine_threadsafe(weft_runtime_t *rt, weft_loop_t *loop, weft_coro_fn fn, void *arg,

@@ -29,6 +29,9 @@ void weft__rt_poll_injector(weft_loop_t *l);
 void weft__rt_park(weft_loop_t *l, bool (*has_work)(weft_loop_t *));
 /* New stealable work exists: wake a parked loop if nobody is searching. */
 void weft__rt_notify(struct weft_runtime *rt);
+/* On @l's thread, for a message that carried never-run task @t to @l: start
+ * it, or drop the loop's reference if @l closed meanwhile. */
+void weft__sched_start_posted(weft_loop_t *l, struct weft__task *t);
 /* Queue never-run task @t on @loop (a message), or on the injector when @loop is NULL. */
 int weft__rt_submit(struct weft_runtime *rt, weft_loop_t *loop, struct weft__task *t);
 

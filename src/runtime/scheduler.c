@@ -362,10 +362,8 @@ int weft_spawn(weft_task_t **out, weft_coro_fn fn, void *arg, const weft_task_op
     return 0;
 }
 
-static void msg_start(weft_loop_t *l, weft__msg_t *m)
+void weft__sched_start_posted(weft_loop_t *l, weft__task_t *t)
 {
-    weft__task_t *t = m->a;
-    free(m);
     if (ck_pr_load_uint(&l->flags) & WEFT__L_CLOSED) {   /* never ran: drop the loop's reference */
         if (l->rt)
             weft__rt_task_gone(l->rt);
@@ -373,6 +371,13 @@ static void msg_start(weft_loop_t *l, weft__msg_t *m)
         return;
     }
     weft__task_start_claimed(l, t);
+}
+
+static void msg_start(weft_loop_t *l, weft__msg_t *m)
+{
+    weft__task_t *t = m->a;
+    free(m);
+    weft__sched_start_posted(l, t);
 }
 
 /* Hand a never-run task to @loop from any thread. */
