@@ -712,6 +712,26 @@ def plots(res, workers, out_dir, img_dir):
 _MACHINE = {}
 
 
+def cpu_capacity(build_dir):
+    """bench/cpu_capacity: how many CPUs the machine really gives this process now (two busy threads timed
+    against one). None if the probe is missing or fails."""
+    exe = build_dir / "bench/cpu_capacity"
+    if not exe.exists():
+        return None
+    r = run([str(exe)], timeout=60)
+    m = re.match(r"cpu_capacity (\S+) (\d+) (\S+) (\S+)", r.stdout.strip()) if r.returncode == 0 else None
+    return {"effective_cpus": float(m.group(1)), "threads": int(m.group(2)), "ms_one": float(m.group(3)),
+            "ms_all": float(m.group(4))} if m else None
+
+
+def capacity_text(machine):
+    caps = [machine.get(k) for k in ("cpu_capacity_start", "cpu_capacity_end")]
+    if not any(caps):
+        return "effective CPUs not measured"
+    f = lambda c: f"{c['effective_cpus']:.2f} of {c['threads']}" if c else "?"   # noqa: E731
+    return f"effective CPUs (bench/cpu_capacity) at start {f(caps[0])}, at end {f(caps[1])}"
+
+
 def machine_title(res):
     m = _MACHINE
     return f"{m.get('cpu_model', '?')}, {m.get('cores', '?')} cores".replace("'", "")
@@ -799,6 +819,7 @@ def main():
                 log(notes_early[-1])
 
     machine = machine_info(build_dir, peer_python)
+    machine["cpu_capacity_start"] = cpu_capacity(build_dir)
     _MACHINE.update(machine)
     config = {"quick": args.quick, "workers": workers, "weft_reps": 1 if args.quick else args.reps,
               "weft_warmup": 0 if args.quick else (1 if args.warmup is None else args.warmup),
@@ -873,6 +894,7 @@ def main():
 
     add_ratios(res)
     machine["loadavg_end"] = os.getloadavg()
+    machine["cpu_capacity_end"] = cpu_capacity(build_dir)
     machine["elapsed_s"] = round(time.monotonic() - t_start, 1)
     out_dir = Path(args.out)
     if not args.no_plots:
@@ -887,7 +909,7 @@ def main():
           f"{machine['compiler']}, libuv {machine['libuv']}, ck {machine['ck']}, Python {machine['python']}, "
           f"uvloop {machine['uvloop']}, {machine['go']}, tokio {machine['tokio']} ({machine['rustc']}); "
           f"load average at start {' '.join(f'{x:.2f}' for x in machine['loadavg_start'])}, "
-          f"at end {' '.join(f'{x:.2f}' for x in machine['loadavg_end'])}")
+          f"at end {' '.join(f'{x:.2f}' for x in machine['loadavg_end'])}; {capacity_text(machine)}")
     print("vs tokio / vs go: how many times better the weft row is than Tokio / Go at the same worker count; "
           "vs asyncio / vs uvloop: than the single-threaded Python peer (>1 = better; peer/value for times, "
           "value/peer for req/s). Every figure is from this run.")
