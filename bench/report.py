@@ -555,7 +555,7 @@ def counters_table(res, workers):
         for w in workers:
             st = res.stats.get((key, "weft", w))
             row = res.rows.get((n, "weft", w))
-            if not st or not row:
+            if not st or not row or "stolen" not in st:   # tls_echo's stats are CPU times, not counters
                 continue
             reps = max(1, len(row["reps"]))
             cells = [f"`{key}`", str(w)] + [num(st.get(c, 0) / reps) if c in st else "-" for c, _ in COUNTERS]
