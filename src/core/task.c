@@ -6,6 +6,7 @@
  * returned right after the last one. Cancellation follows asyncio 3.12: a cancel
  * request either cancels what the task waits on (which wakes it with
  * WEFT_ECANCELED) or sets must_cancel, delivered at the next resumption. */
+#include "base/freelist.h"
 #include "core/context.h"
 #include "core/task.h"
 #include "debug/debug.h"
@@ -43,44 +44,18 @@ static void task_resume(weft__task_t *t);
  * last reference to the tasks they waited for) share one cache under a
  * spinlock: a burst of submissions then reuses the structs of the last one
  * instead of growing the heap again page by page. */
-static ck_spinlock_fas_t foreign_lock = CK_SPINLOCK_FAS_INITIALIZER;
-static weft__task_t *foreign_cache;
-static unsigned int nforeign_cache;   /* written under foreign_lock, read atomically */
+static weft__freelist_t foreign_cache = WEFT__FREELIST_INIT(WEFT__TASK_CACHE, weft__task_t, nextt);
 
 static weft__task_t *foreign_pop(void)
 {
-    weft__task_t *t = NULL;
-    if (ck_pr_load_ptr(&foreign_cache)) {
-        ck_spinlock_fas_lock(&foreign_lock);
-        WEFT__TSAN_ACQUIRE(&foreign_lock);
-        if ((t = foreign_cache)) {
-            foreign_cache = t->nextt;
-            ck_pr_store_uint(&nforeign_cache, nforeign_cache - 1);
-        }
-        weft__task_t *next = foreign_cache;
-        WEFT__TSAN_RELEASE(&foreign_lock);
-        ck_spinlock_fas_unlock(&foreign_lock);
-        /* the next one was likely freed on a loop's CPU: fetch its lines for
-         * writing now, while this submission goes on */
-        if (next)
-            for (size_t off = 0; off < sizeof *next; off += 64)
-                __builtin_prefetch((char *)next + off, 1, 3);
-    }
+    void *next;
+    weft__task_t *t = weft__freelist_pop(&foreign_cache, &next);
+    /* the next one was likely freed on a loop's CPU: fetch its lines for
+     * writing now, while this submission goes on */
+    if (next)
+        for (size_t off = 0; off < sizeof *t; off += 64)
+            __builtin_prefetch((char *)next + off, 1, 3);
     return t;
-}
-
-static bool foreign_push(weft__task_t *t)
-{
-    if (ck_pr_load_uint(&nforeign_cache) >= WEFT__TASK_CACHE)
-        return false;
-    ck_spinlock_fas_lock(&foreign_lock);
-    WEFT__TSAN_ACQUIRE(&foreign_lock);
-    t->nextt = foreign_cache;
-    foreign_cache = t;
-    ck_pr_store_uint(&nforeign_cache, nforeign_cache + 1);
-    WEFT__TSAN_RELEASE(&foreign_lock);
-    ck_spinlock_fas_unlock(&foreign_lock);
-    return true;
 }
 
 /* Task structs are recycled through the running loop's cache: no malloc/free
@@ -109,7 +84,7 @@ static void task_mem_free(weft__task_t *t)
     weft_loop_t *cur = weft__thread()->running;
     /* a plain thread's struct goes back to the plain threads, even from a
      * loop (the thread that submitted it will want another) */
-    if (t->foreign_mem && !t->fut.loop->debug && foreign_push(t))
+    if (t->foreign_mem && !t->fut.loop->debug && weft__freelist_push(&foreign_cache, t))
         return;
     /* debug mode gives the memory back at once, so a release too many finds
      * it freed (ASan reports it; otherwise the magic stays dead longer) */
@@ -131,20 +106,7 @@ void weft__task_cache_trim(weft_loop_t *l, size_t keep)
         free(t);
     }
     /* the plain threads' cache and the bridges' (cfuture) one go back too */
-    while (ck_pr_load_uint(&nforeign_cache) > keep) {
-        weft__task_t *t = NULL;
-        ck_spinlock_fas_lock(&foreign_lock);
-        WEFT__TSAN_ACQUIRE(&foreign_lock);
-        if (nforeign_cache > keep && (t = foreign_cache)) {
-            foreign_cache = t->nextt;
-            ck_pr_store_uint(&nforeign_cache, nforeign_cache - 1);
-        }
-        WEFT__TSAN_RELEASE(&foreign_lock);
-        ck_spinlock_fas_unlock(&foreign_lock);
-        if (!t)
-            break;
-        free(t);
-    }
+    weft__freelist_trim(&foreign_cache, keep);
     weft__cfuture_pool_trim(keep);
 }
 

@@ -12,6 +12,7 @@
  * recycled through small process-wide free lists. Cancelling it cancels the
  * task; the task ending cancelled cancels it. */
 #include <sched.h>
+#include "base/freelist.h"
 #include "core/task.h"
 #include "runtime/cfuture.h"
 #include "runtime/sched.h"
@@ -96,23 +97,11 @@ static inline bool cf_is_done(weft_cfuture_t *cf)
  * return the memory to the system and fault it back in, page by page. Freed
  * futures wait here instead (at most WEFT__CF_KEEP). */
 #define WEFT__CF_KEEP 131072u
-static ck_spinlock_fas_t cf_pool_lock = CK_SPINLOCK_FAS_INITIALIZER;
-static weft_cfuture_t *cf_pool;
-static unsigned int cf_npool;   /* written under cf_pool_lock, read atomically */
+static weft__freelist_t cf_pool = WEFT__FREELIST_INIT(WEFT__CF_KEEP, weft_cfuture_t, next_free);
 
 static weft_cfuture_t *cf_mem_alloc(void)
 {
-    weft_cfuture_t *cf = NULL;
-    if (ck_pr_load_ptr(&cf_pool)) {
-        ck_spinlock_fas_lock(&cf_pool_lock);
-        WEFT__TSAN_ACQUIRE(&cf_pool_lock);
-        if ((cf = cf_pool)) {
-            cf_pool = cf->next_free;
-            ck_pr_store_uint(&cf_npool, cf_npool - 1);
-        }
-        WEFT__TSAN_RELEASE(&cf_pool_lock);
-        ck_spinlock_fas_unlock(&cf_pool_lock);
-    }
+    weft_cfuture_t *cf = weft__freelist_pop(&cf_pool, NULL);
     if (!cf)
         cf = malloc(sizeof *cf);
     if (cf)
@@ -123,41 +112,13 @@ static weft_cfuture_t *cf_mem_alloc(void)
 static void cf_mem_free(weft_cfuture_t *cf)
 {
 #if !defined(WEFT_ASAN)   /* ASan: free at once, so a use after release is reported */
-    if (ck_pr_load_uint(&cf_npool) < WEFT__CF_KEEP) {
-        ck_spinlock_fas_lock(&cf_pool_lock);
-        WEFT__TSAN_ACQUIRE(&cf_pool_lock);
-        bool kept = cf_npool < WEFT__CF_KEEP;
-        if (kept) {
-            cf->next_free = cf_pool;
-            cf_pool = cf;
-            ck_pr_store_uint(&cf_npool, cf_npool + 1);
-        }
-        WEFT__TSAN_RELEASE(&cf_pool_lock);
-        ck_spinlock_fas_unlock(&cf_pool_lock);
-        if (kept)
-            return;
-    }
+    if (weft__freelist_push(&cf_pool, cf))
+        return;
 #endif
     free(cf);
 }
 
-void weft__cfuture_pool_trim(size_t keep)
-{
-    while (ck_pr_load_uint(&cf_npool) > keep) {
-        weft_cfuture_t *cf = NULL;
-        ck_spinlock_fas_lock(&cf_pool_lock);
-        WEFT__TSAN_ACQUIRE(&cf_pool_lock);
-        if (cf_npool > keep && (cf = cf_pool)) {
-            cf_pool = cf->next_free;
-            ck_pr_store_uint(&cf_npool, cf_npool - 1);
-        }
-        WEFT__TSAN_RELEASE(&cf_pool_lock);
-        ck_spinlock_fas_unlock(&cf_pool_lock);
-        if (!cf)
-            break;
-        free(cf);
-    }
-}
+void weft__cfuture_pool_trim(size_t keep) { weft__freelist_trim(&cf_pool, keep); }
 
 #define WEFT__CF_SPIN_NS 20000u
 static unsigned int cf_spinner;   /* atomic: a thread polls in weft_cfuture_result */
