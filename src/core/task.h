@@ -85,6 +85,20 @@ static inline weft__task_t *weft__task_of(const weft_future_t *f) { return (weft
 /* A never-run task's loop changes when another loop starts it: read it atomically. */
 static inline weft_loop_t *weft__future_loop(const weft_future_t *f) { return ck_pr_load_ptr(&f->loop); }
 
+/* The calling task, if it runs on @loop: 0, WEFT_ENOTCORO outside a task,
+ * WEFT_EWRONGLOOP on another loop (the entry check of every awaitable
+ * operation on a loop-bound object). */
+static inline int weft__task_current_on(const weft_loop_t *loop, weft__task_t **out)
+{
+    weft__thread_t *ts = weft__thread();
+    if (!ts->task)
+        return WEFT_ENOTCORO;
+    if (ts->running != loop)
+        return WEFT_EWRONGLOOP;
+    *out = ts->task;
+    return 0;
+}
+
 /* Suspend the current task until it is woken. cancel may be NULL (wait not
  * cancellable early). Every suspension gets its own number (t->wait_seq):
  * the one weft__task_begin_wait handed out just before, else a fresh one.

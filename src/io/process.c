@@ -276,11 +276,10 @@ int weft_process_communicate(weft_process_t *p, const void *input, size_t len, v
         *err_len = 0;
     if (!p || (!input && len))
         return WEFT_EINVAL;
-    weft__thread_t *ts = weft__thread();
-    if (!ts->task)
-        return WEFT_ENOTCORO;
-    if (ts->running != p->loop)
-        return WEFT_EWRONGLOOP;
+    weft__task_t *self;
+    int crc = weft__task_current_on(p->loop, &self);
+    if (crc < 0)
+        return crc;
     if (p->communicating)
         return WEFT_EINVALSTATE;
     p->communicating = true;

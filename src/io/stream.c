@@ -204,16 +204,7 @@ static int check_loop(const conn_t *c)
 }
 
 /* The current task, which must run on @c's loop. */
-static int check_task(const conn_t *c, weft__task_t **out)
-{
-    weft__thread_t *ts = weft__thread();
-    if (!ts->task)
-        return WEFT_ENOTCORO;
-    if (ts->running != c->loop)
-        return WEFT_EWRONGLOOP;
-    *out = ts->task;
-    return 0;
-}
+static int check_task(const conn_t *c, weft__task_t **out) { return weft__task_current_on(c->loop, out); }
 
 static const char *xmsg(const conn_t *c)
 {

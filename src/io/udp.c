@@ -149,11 +149,10 @@ int weft_udp_recvfrom(weft_udp_t *u, void *buf, size_t cap, size_t *len, struct 
         *len = 0;
     if (!u || !len || (!buf && cap))
         return WEFT_EINVAL;
-    weft__thread_t *ts = weft__thread();
-    if (!ts->task)
-        return WEFT_ENOTCORO;
-    if (ts->running != u->loop)
-        return WEFT_EWRONGLOOP;
+    weft__task_t *self;
+    int crc = weft__task_current_on(u->loop, &self);
+    if (crc < 0)
+        return crc;
     if (u->closing)
         return WEFT_ECLOSED;
     while (!u->qh) {
@@ -162,7 +161,7 @@ int weft_udp_recvfrom(weft_udp_t *u, void *buf, size_t cap, size_t *len, struct 
         int rc = recv_on(u);
         if (rc < 0)
             return rc;
-        uwait_t w = { .task = ts->task, .u = u };
+        uwait_t w = { .task = self, .u = u };
         u->rwait = &w;
         rc = weft__task_suspend(w.task, WEFT__W_OTHER, recv_cancel, &w);
         if (w.closed)
@@ -280,11 +279,10 @@ int weft_udp_drain(weft_udp_t *u)
 {
     if (!u)
         return WEFT_EINVAL;
-    weft__thread_t *ts = weft__thread();
-    if (!ts->task)
-        return WEFT_ENOTCORO;
-    if (ts->running != u->loop)
-        return WEFT_EWRONGLOOP;
+    weft__task_t *self;
+    int crc = weft__task_current_on(u->loop, &self);
+    if (crc < 0)
+        return crc;
     if (u->closing)
         return WEFT_ECLOSED;
     if (u->serr) {
@@ -294,7 +292,7 @@ int weft_udp_drain(weft_udp_t *u)
     }
     if (u->sq_bytes <= u->high)
         return 0;
-    uwait_t w = { .task = ts->task, .u = u, .next = u->dwait };
+    uwait_t w = { .task = self, .u = u, .next = u->dwait };
     u->dwait = &w;
     int rc = weft__task_suspend(w.task, WEFT__W_OTHER, drain_cancel, &w);
     return w.closed ? WEFT_ECLOSED : rc;
