@@ -257,6 +257,26 @@ static int queue_local(weft_loop_t *l, weft__task_t *t, bool stealable)
     return 0;
 }
 
+/* Move one parked loop (round robin) from PARKED to @how and send it its
+ * wake-up; false if none was parked. The caller counted it first (as a
+ * searcher or the watcher), so spawns meanwhile wake nobody else. */
+static bool wake_parked(weft_runtime_t *rt, unsigned int how)
+{
+    unsigned int start = ck_pr_faa_uint(&rt->notify_rr, 1);
+    for (int k = 0; k < rt->n; k++) {
+        weft_loop_t *l = rt->loops[(start + (unsigned)k) % (unsigned)rt->n];
+        if (ck_pr_load_uint(&l->parked) == WEFT__PARKED && ck_pr_cas_uint(&l->parked, WEFT__PARKED, how)) {
+            weft_loop_t *me = weft__thread()->running;
+            if (me && me->rt == rt)
+                me->stats.wakeups_sent++;
+            ck_pr_inc_64(&l->stats.wakeups);
+            uv_async_send(&l->wake);
+            return true;
+        }
+    }
+    return false;
+}
+
 /* Wake one parked loop as a searcher, unless a loop already searches or
  * none is parked. The caller published its work before; the full fence
  * orders that against our reads of nsearching and parked (a loop that parks
@@ -269,19 +289,8 @@ void weft__rt_notify(weft_runtime_t *rt)
     /* count the loop we wake as searching before it can run, so that further
      * spawns meanwhile wake nobody else: at most one searcher per wake */
     ck_pr_inc_uint(&rt->nsearching);
-    unsigned int start = ck_pr_faa_uint(&rt->notify_rr, 1);
-    for (int k = 0; k < rt->n; k++) {
-        weft_loop_t *l = rt->loops[(start + (unsigned)k) % (unsigned)rt->n];
-        if (ck_pr_load_uint(&l->parked) == WEFT__PARKED && ck_pr_cas_uint(&l->parked, WEFT__PARKED, WEFT__WOKEN_SEARCH)) {
-            weft_loop_t *me = weft__thread()->running;
-            if (me && me->rt == rt)
-                me->stats.wakeups_sent++;
-            ck_pr_inc_64(&l->stats.wakeups);
-            uv_async_send(&l->wake);
-            return;   /* @l owns the searching count now */
-        }
-    }
-    ck_pr_dec_uint(&rt->nsearching);   /* nobody parked after all: every loop is awake */
+    if (!wake_parked(rt, WEFT__WOKEN_SEARCH))   /* when woken, that loop owns the count */
+        ck_pr_dec_uint(&rt->nsearching);   /* nobody parked after all: every loop is awake */
 }
 
 /* Wake one parked loop as the watcher (see the header comment), unless a loop
@@ -293,19 +302,8 @@ static void notify_watch(weft_runtime_t *rt)
         return;
     if (!ck_pr_cas_uint(&rt->nwatching, 0, 1))
         return;   /* another spawner made one */
-    unsigned int start = ck_pr_faa_uint(&rt->notify_rr, 1);
-    for (int k = 0; k < rt->n; k++) {
-        weft_loop_t *l = rt->loops[(start + (unsigned)k) % (unsigned)rt->n];
-        if (ck_pr_load_uint(&l->parked) == WEFT__PARKED && ck_pr_cas_uint(&l->parked, WEFT__PARKED, WEFT__WOKEN_WATCH)) {
-            weft_loop_t *me = weft__thread()->running;
-            if (me && me->rt == rt)
-                me->stats.wakeups_sent++;
-            ck_pr_inc_64(&l->stats.wakeups);
-            uv_async_send(&l->wake);
-            return;   /* @l owns the watching count now */
-        }
-    }
-    ck_pr_dec_uint(&rt->nwatching);   /* nobody parked after all */
+    if (!wake_parked(rt, WEFT__WOKEN_WATCH))   /* when woken, that loop owns the count */
+        ck_pr_dec_uint(&rt->nwatching);   /* nobody parked after all */
 }
 
 /* After a spawn on @l: wake a parked loop to search only when @l holds more
