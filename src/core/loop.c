@@ -27,15 +27,22 @@
 
 static _Thread_local weft__thread_t tls_thread;
 
+/* A thread's first call: its scheduler context. Out of line, so that the
+ * accessor below stays a handful of instructions without a frame. */
+static WEFT__NOINLINE weft__thread_t *thread_init(weft__thread_t *p)
+{
+    weft__coro_init_thread(&p->sched);
+    p->coro = &p->sched;
+    p->inited = true;
+    return p;
+}
+
 WEFT__NOINLINE weft__thread_t *weft__thread(void)
 {
     weft__thread_t *p = &tls_thread;
     WEFT__OPAQUE(p);
-    if (WEFT__UNLIKELY(!p->inited)) {
-        weft__coro_init_thread(&p->sched);
-        p->coro = &p->sched;
-        p->inited = true;
-    }
+    if (WEFT__UNLIKELY(!p->inited))
+        return thread_init(p);
     return p;
 }
 
