@@ -273,6 +273,19 @@ int weft_run_in_executor(weft_executor_t *ex, weft_blocking_fn fn, void *arg, we
     return weft_run_in_executor_dtor(ex, fn, arg, NULL, out);
 }
 
+/* The executor a NULL one stands for, seen from loop @l (NULL outside any
+ * loop): the loop's default executor, else its runtime's blocking pool, else
+ * the process-wide pool (made on first use). NULL when that cannot be made. */
+static weft_executor_t *default_executor(weft_loop_t *l)
+{
+    if (l && l->default_exec)
+        return l->default_exec;
+    if (l && l->rt)
+        return weft__rt_executor(l->rt);
+    uv_once(&process_pool_once, make_process_pool);
+    return process_pool;
+}
+
 int weft_run_in_executor_dtor(weft_executor_t *ex, weft_blocking_fn fn, void *arg, weft_dtor_t arg_dtor,
                               weft_value_t *out)
 {
@@ -281,19 +294,8 @@ int weft_run_in_executor_dtor(weft_executor_t *ex, weft_blocking_fn fn, void *ar
         return WEFT_ENOTCORO;
     if (!fn)
         return WEFT_EINVAL;
-    if (!ex) {
-        weft_loop_t *l = t->fut.loop;
-        if (l->default_exec) {
-            ex = l->default_exec;
-        } else if (l->rt) {
-            ex = weft__rt_executor(l->rt);
-        } else {
-            uv_once(&process_pool_once, make_process_pool);
-            ex = process_pool;
-        }
-        if (!ex)
-            return WEFT_ENOMEM;
-    }
+    if (!ex && !(ex = default_executor(t->fut.loop)))
+        return WEFT_ENOMEM;
     job_t *j = calloc(1, sizeof *j);
     if (!j)
         return WEFT_ENOMEM;
@@ -408,19 +410,8 @@ int weft_executor_submit(weft_executor_t *ex, weft_blocking_fn fn, void *arg, we
         *out = NULL;
     if (!fn || !out)
         return WEFT_EINVAL;
-    if (!ex) {
-        weft_loop_t *l = weft__thread()->running;
-        if (l && l->default_exec) {
-            ex = l->default_exec;
-        } else if (l && l->rt) {
-            ex = weft__rt_executor(l->rt);
-        } else {
-            uv_once(&process_pool_once, make_process_pool);
-            ex = process_pool;
-        }
-        if (!ex)
-            return WEFT_ENOMEM;
-    }
+    if (!ex && !(ex = default_executor(weft__thread()->running)))
+        return WEFT_ENOMEM;
     job_t *j = calloc(1, sizeof *j);
     weft_cfuture_t *cf = weft__cfuture_new();
     if (!j || !cf) {
