@@ -16,15 +16,26 @@
 
 void weft__future_init(weft_future_t *f, weft_loop_t *loop, bool is_task)
 {
-    memset(f, 0, sizeof *f);
+    /* every field but the inline callback slot, which cb_append writes
+     * before anything reads it (a task's future is initialised in a recycled
+     * struct: no memset of the whole) */
     f->loop = loop;
     f->refs = 1;
     f->magic = WEFT__FUT_LIVE;
-    f->is_task = is_task;
-    f->cb_inline = 1;
-    f->cbs = f->inl;
-    f->capcb = 1;
     ck_spinlock_fas_init(&f->lock);
+    f->state = WEFT__F_PENDING;
+    f->is_task = is_task;
+    f->retrieved = 0;
+    f->cb_inline = 1;
+    f->observed = 0;
+    f->user_ref = 0;
+    f->code = 0;
+    f->msg = NULL;
+    f->value = (weft_value_t){ .p = NULL };
+    f->ncb = 0;
+    f->capcb = 1;
+    f->cbs = f->inl;
+    f->cancel_hook = NULL;
     weft__loop_retain(loop);
 }
 

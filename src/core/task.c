@@ -133,12 +133,16 @@ static void task_drop_arg(weft__task_t *t)
 void weft__task_free(weft__task_t *t)
 {
     task_drop_arg(t);
-    free(t->site);
-    free(t->cancel_msg);
-    free(t->prop_msg);
-    free(t->err_msg);
-    free(t->name);
-    weft_context_release(t->ctx);
+    /* most tasks own none of these: skip the calls */
+    if (WEFT__UNLIKELY(t->site || t->cancel_msg || t->prop_msg || t->err_msg || t->name)) {
+        free(t->site);
+        free(t->cancel_msg);
+        free(t->prop_msg);
+        free(t->err_msg);
+        free(t->name);
+    }
+    if (t->ctx)
+        weft_context_release(t->ctx);
     task_mem_free(t);
 }
 
@@ -172,6 +176,46 @@ void weft__task_set_error(weft__task_t *t, int code, char *msg)
     t->err_msg = msg;
 }
 
+/* The fields of weft__task_t's two zeroed blocks, one store each (a memset
+ * of the block compiles to rep stos, slower than these stores). */
+static inline void task_zero_fields(weft__task_t *t)
+{
+    t->stack = NULL;
+    t->back = NULL;
+    t->host = NULL;
+    t->on_stack = NULL;
+    t->cancel_wait = NULL;
+    t->wait_obj = NULL;
+    t->prev = t->nextt = NULL;
+    t->held_by = NULL;
+    t->ring_of = NULL;
+    t->token = NULL;
+    t->claim = 0;
+    t->wait_seq = 0;
+    t->num_cancels = 0;
+    t->state = WEFT_TASK_NEW;
+    t->must_cancel = 0;
+    t->wait_kind = WEFT__W_NONE;
+    t->shutdown_cancel = 0;
+    t->nswitch = 0;
+    t->wait_open = 0;
+    t->live = 0;
+    t->joinable = 0;
+    t->left = 0;
+    t->foreign_mem = 0;
+    t->in_backlog = 0;
+    t->timer_set = 0;
+    t->wake_status = 0;
+    t->on_done = NULL;
+    t->cancel_msg = NULL;
+    t->err_msg = NULL;
+    t->name = NULL;
+    t->site = NULL;
+    t->prop_id = 0;
+    t->prop_msg = NULL;
+    t->err_code = 0;
+}
+
 /* Allocate a task of @loop, neither linked nor scheduled (claim 0). Any thread. */
 int weft__task_alloc(weft_loop_t *loop, weft_coro_fn fn, void *arg, const weft_task_opts_t *opts, weft__task_t **out)
 {
@@ -184,30 +228,33 @@ int weft__task_alloc(weft_loop_t *loop, weft_coro_fn fn, void *arg, const weft_t
     weft__task_t *t = task_mem_alloc(&foreign);
     if (!t)
         return WEFT_ENOMEM;
-    memset((char *)t + sizeof t->fut, 0, sizeof *t - sizeof t->fut);
+    /* a recycled struct holds its last task's values: define every field
+     * read before it is written (see the blocks of weft__task_t), and no more
+     * (zeroing the whole struct was most of the cost of a spawn) */
+    task_zero_fields(t);
     t->foreign_mem = foreign;
     weft__future_init(&t->fut, loop, true);
+    t->fn = fn;
+    t->arg = arg;
+    t->arg_dtor = opts ? opts->arg_dtor : NULL;
+    t->stack_size = ss;
+    t->id = next_task_id();
+    t->name_no = 0;
+    t->ctx = NULL;
+    t->step.fn = task_step_dispatch;
+    t->step.loop = loop;
+    t->step.heap_idx = UINT32_MAX;
+    t->step.flags = 0;
     if (opts && opts->name) {
         if (!(t->name = weft__strdup(opts->name))) {
+            t->arg_dtor = NULL;   /* creation failed: the caller still owns arg */
             weft_future_release(&t->fut);
             return WEFT_ENOMEM;
         }
     } else {
         t->name_no = next_name_no();
     }
-    t->fn = fn;
-    t->arg = arg;
-    t->arg_dtor = opts ? opts->arg_dtor : NULL;
-    t->stack_size = ss;
-    t->id = next_task_id();
     t->ctx = weft__context_for_new_task();
-    t->step.fn = task_step_dispatch;
-    t->step.loop = loop;
-    t->step.heap_idx = UINT32_MAX;
-    t->timer.fn = task_timer_dispatch;
-    t->timer.loop = loop;
-    t->timer.heap_idx = UINT32_MAX;
-    t->state = WEFT_TASK_NEW;
     if (WEFT__UNLIKELY(loop->debug))
         t->site = weft__debug_site();
     if (loop->rt)
@@ -224,8 +271,7 @@ static void adopt(weft_loop_t *l, weft__task_t *t)
         weft_loop_t *old = t->fut.loop;
         weft__loop_retain(l);
         ck_pr_store_ptr(&t->fut.loop, l);
-        t->step.loop = l;
-        t->timer.loop = l;
+        t->step.loop = l;   /* (its timer is set up by its first sleep, on @l) */
         weft__loop_release(old);
     }
 }
@@ -805,6 +851,13 @@ int weft_sleep(double delay)
     if (delay <= 0) {   /* a bare yield: one trip through the ready queue */
         weft__ready_push(t->fut.loop, &t->step);
         return weft__task_suspend(t, WEFT__W_YIELD, NULL, NULL);
+    }
+    if (!t->timer_set) {   /* most tasks never sleep: their timer handle stays untouched */
+        t->timer_set = 1;
+        t->timer.fn = task_timer_dispatch;
+        t->timer.loop = t->fut.loop;
+        t->timer.heap_idx = UINT32_MAX;
+        t->timer.flags = 0;
     }
     int rc = weft__timer_start(t->fut.loop, &t->timer, weft__deadline_ns(weft__now_ns(), delay));
     if (rc < 0)
