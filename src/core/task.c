@@ -372,10 +372,8 @@ int weft_loop_create_task(weft_loop_t *loop, weft_task_t **out, weft_coro_fn fn,
         t->num_cancels = 1;
     }
     /* the loop's reference lives until the task is done */
-    if (out) {
-        *out = weft_future_retain(&t->fut);
-        t->fut.user_ref = 1;
-    }
+    if (out)
+        *out = weft__task_new_ref(t);
     if (((opts && opts->eager_start) || ck_pr_load_8(&loop->eager_factory)) && weft__thread()->running == loop) {
         task_resume(t);
     } else {
@@ -451,8 +449,9 @@ static void task_entry(void *arg)
     abort(); /* never resumed */
 }
 
-/* Release what a finished task held for running: its stack and the loop's reference. */
-static void task_retire(weft__task_t *t)
+/* Release what a finished task held for running: its stack, and mark it no
+ * longer held by its loop; the loop's reference is the caller's now. */
+static void task_unlive(weft__task_t *t)
 {
     weft_loop_t *l = t->fut.loop;
     if (t->stack) {
@@ -461,6 +460,12 @@ static void task_retire(weft__task_t *t)
         t->stack = NULL;
     }
     ck_pr_store_8(&t->live, 0);
+}
+
+/* ... and drop that reference. */
+static void task_retire(weft__task_t *t)
+{
+    task_unlive(t);
     weft_future_release(&t->fut);   /* the loop's reference */
 }
 
@@ -690,8 +695,10 @@ static bool inline_room(const weft__task_t *t, const weft__task_t *c)
 }
 
 /* Claim never-run child @c for @t, run it inline, and return with @t running
- * again and @c done; false (nothing done) if another loop or a cancel claimed
- * it first. *st receives the status of @t's wait (0, or WEFT_ECANCELED). */
+ * again and @c done, and a reference to @c for @t (the loop's own when @c
+ * ended within the call: no count goes up and down); false (nothing done, no
+ * reference) if another loop or a cancel claimed it first. *st receives the
+ * status of @t's wait (0, or WEFT_ECANCELED). */
 static bool inline_join(weft__task_t *t, weft__task_t *c, int *st)
 {
     weft_loop_t *l = t->fut.loop;
@@ -710,6 +717,7 @@ static bool inline_join(weft__task_t *t, weft__task_t *c, int *st)
         c->num_cancels++;
     }
     if (WEFT__UNLIKELY(c->must_cancel)) {   /* ends cancelled without running its body */
+        weft_future_retain(&c->fut);   /* @t's (task_resume retires @c: the loop's goes) */
         task_resume(c);
         *st = 0;
         return true;
@@ -728,7 +736,10 @@ static bool inline_join(weft__task_t *t, weft__task_t *c, int *st)
     /* the child: on the awaiter's stack, coming back to where the awaiter would */
     c->host = t;
     c->on_stack = weft__task_stack(t);
+#if defined(WEFT_ASAN) || defined(WEFT_TSAN)
     c->coro = t->coro;   /* same stack: same sanitizer fiber and bounds */
+#endif
+    /* (the machine context needs no copy: a switch away saves it) */
     c->back = t->back;
     c->state = WEFT_TASK_RUNNING;
     weft__thread_t *ts = weft__thread();
@@ -749,12 +760,13 @@ static bool inline_join(weft__task_t *t, weft__task_t *c, int *st)
         t->wait_kind = WEFT__W_NONE;
         t->cancel_wait = NULL;
         t->wait_obj = NULL;
-        task_retire(c);
+        task_unlive(c);   /* the loop's reference is @t's now */
     } else {
         /* a later step of the child, resumed by the scheduler (task_resume(c),
          * which retires it once we switch away): give the stack back to the
          * awaiter, whose next step continues below */
         t->left = 1;   /* a nested child: @t, too, has left its host's step */
+        weft_future_retain(&c->fut);   /* @t's: the loop drops its own when @c's step ends */
         weft__task_wake(t, 0);
         weft__coro_switch(&t->coro, c->back, false);
     }
@@ -780,12 +792,12 @@ int weft_await(weft_future_t *f, weft_value_t *out)
         if (closes_cycle(t, f))
             return weft_raise(WEFT_EDEADLK, "awaiting task '%s' would close a cycle of tasks awaiting each other",
                               weft_task_get_name(f));
-        weft_future_retain(f);
         int rc;
         weft__task_t *c = f->is_task ? weft__task_of(f) : NULL;
         if (c && c->joinable && !t->must_cancel && ck_pr_load_uint(&c->claim) == 0 && inline_room(t, c) &&
             inline_join(t, c, &rc))
-            goto waited;
+            goto waited;   /* holding a reference to f (inline_join's) */
+        weft_future_retain(f);   /* f lives until we are done with it, whoever else drops it */
         /* suspended before the waiter is visible: a completion on another
          * thread can only wake us once we are switchable */
         t->state = WEFT_TASK_SUSPENDED;

@@ -142,6 +142,14 @@ static inline void weft__task_wake(weft__task_t *t, int status) { weft__task_wak
 /* Set the current task's error message (takes msg). */
 void weft__task_set_error(weft__task_t *t, int code, char *msg);
 int weft__task_alloc(weft_loop_t *loop, weft_coro_fn fn, void *arg, const weft_task_opts_t *opts, weft__task_t **out);
+/* The creator's reference to a task weft__task_alloc just made, before any
+ * other thread can see it (not queued, not linked): a plain increment. */
+static inline weft_task_t *weft__task_new_ref(weft__task_t *t)
+{
+    t->fut.refs++;
+    t->fut.user_ref = 1;
+    return &t->fut;
+}
 int weft__task_cancel_remote(weft__task_t *t, const char *msg);
 void weft__task_cache_free(weft_loop_t *l);
 /* Free cached task structs beyond @keep (a loop going idle). */
