@@ -76,7 +76,9 @@ static weft__task_t *task_mem_alloc(bool *foreign)
         if (t)
             return t;
     }
-    return malloc(sizeof(weft__task_t));
+    /* cache-line aligned: the fields a task's life touches span the fewest
+     * lines (see weft__task_t) */
+    return aligned_alloc(64, (sizeof(weft__task_t) + 63) & ~(size_t)63);
 }
 
 static void task_mem_free(weft__task_t *t)
@@ -228,31 +230,32 @@ int weft__task_alloc(weft_loop_t *loop, weft_coro_fn fn, void *arg, const weft_t
     weft__task_t *t = task_mem_alloc(&foreign);
     if (!t)
         return WEFT_ENOMEM;
+    /* the atomic increments (the name number here, the loop's reference
+     * first thing in weft__future_init) come before the stores to the struct:
+     * a locked instruction waits for the stores ahead of it, and those miss
+     * the cache when the struct was not used recently */
+    uint64_t name_no = opts && opts->name ? 0 : next_name_no();
+    weft__future_init(&t->fut, loop, true);
     /* a recycled struct holds its last task's values: define every field
      * read before it is written (see the blocks of weft__task_t), and no more
      * (zeroing the whole struct was most of the cost of a spawn) */
     task_zero_fields(t);
     t->foreign_mem = foreign;
-    weft__future_init(&t->fut, loop, true);
     t->fn = fn;
     t->arg = arg;
     t->arg_dtor = opts ? opts->arg_dtor : NULL;
     t->stack_size = ss;
     t->id = next_task_id();
-    t->name_no = 0;
+    t->name_no = name_no;
     t->ctx = NULL;
     t->step.fn = task_step_dispatch;
     t->step.loop = loop;
     t->step.heap_idx = UINT32_MAX;
     t->step.flags = 0;
-    if (opts && opts->name) {
-        if (!(t->name = weft__strdup(opts->name))) {
-            t->arg_dtor = NULL;   /* creation failed: the caller still owns arg */
-            weft_future_release(&t->fut);
-            return WEFT_ENOMEM;
-        }
-    } else {
-        t->name_no = next_name_no();
+    if (opts && opts->name && !(t->name = weft__strdup(opts->name))) {
+        t->arg_dtor = NULL;   /* creation failed: the caller still owns arg */
+        weft_future_release(&t->fut);
+        return WEFT_ENOMEM;
     }
     t->ctx = weft__context_for_new_task();
     if (WEFT__UNLIKELY(loop->debug))

@@ -14,15 +14,20 @@ enum { WEFT__W_NONE = 0, WEFT__W_FUTURE, WEFT__W_SLEEP, WEFT__W_YIELD, WEFT__W_O
  * woken with WEFT_ECANCELED as a result (the cancel "took"). */
 typedef bool (*weft__cancel_wait_fn)(struct weft__task *t, const char *msg);
 
-/* Field order follows cost: creating a task writes the hot part (the first
- * cache lines after the future) and one cold line (the zero block), and
- * nothing else; weft__task_alloc defines every field that is read before it
- * is written (recycled structs are not zeroed whole). A new field goes in the
- * block that says how it gets its first value. */
+/* Field order follows cost: a task's life touches the future's first cache
+ * line and the blocks from stack to its coroutine context, which sit in as
+ * few cache lines as they can (the struct is allocated 64-byte aligned), and
+ * nothing else unless it is awaited by a waiter, sleeps, is cancelled or is
+ * handed between threads. weft__task_alloc defines
+ * every field that is read before it is written (recycled structs are not
+ * zeroed whole). A new field goes in the block that says how it gets its
+ * first value. */
 typedef struct weft__task {
     weft_future_t fut;              /* must be first: a task is a future */
-    /* ---- hot, zeroed at creation (one memset from stack to the end of
-     * wake_status) ---- */
+    /* (here, in the future's second cache line, which a task's life leaves
+     * alone: a field written before it is read, and used rarely) */
+    struct weft__task *bl_prev;     /* scheduler.c: backlog link */
+    /* ---- hot, zeroed at creation (task_zero_fields) ---- */
     weft__stack_t *stack;
     weft__coro_t *back;             /* where to switch on suspend */
     /* Work-first join: a child run inline by the task awaiting it borrows
@@ -58,6 +63,7 @@ typedef struct weft__task {
     uint8_t in_backlog;             /* scheduler.c: linked in a loop's backlog */
     uint8_t timer_set;              /* @timer was initialised (by the first weft_sleep) */
     int wake_status;                /* set by whoever wakes a W_OTHER wait */
+    int err_code;                   /* last error with a message (err_msg) */
     /* ---- hot, set from the arguments at creation ---- */
     weft_coro_fn fn;
     void *arg;
@@ -66,10 +72,7 @@ typedef struct weft__task {
     struct weft_context *ctx;       /* the context the task runs in (contextvar.c); owned */
     uint64_t id;
     uint64_t name_no;               /* "Task-N" number, taken at creation for unnamed tasks */
-    weft__handle_t step;            /* its slot in the ready queue (fn, loop, heap_idx, flags set at creation) */
-    weft__coro_t coro;              /* made at the first step (or copied from the host by an inline join) */
-    /* ---- cold, zeroed at creation (one memset from on_done to the end of
-     * err_code) ---- */
+    /* ---- rarely used, zeroed at creation ---- */
     /* Called on the task's loop right after it completed, before anything
      * else sees it gone (run_coroutine_threadsafe completes its concurrent
      * future there); NULL for most tasks. @on_done_arg is set with it. */
@@ -83,12 +86,14 @@ typedef struct weft__task {
      * prop_next are set whenever prop_id is) */
     uintptr_t prop_id;
     char *prop_msg;
-    int err_code;                   /* last error with a message */
+    /* ---- hot, written before they are read (step: fn, loop, heap_idx and
+     * flags set at creation) ---- */
+    weft__handle_t step;            /* its slot in the ready queue (its tail, the handle's union, is unused) */
+    weft__coro_t coro;              /* made at the first step (a task run inline by its awaiter has none) */
     /* ---- cold, written before they are read ---- */
     void *on_done_arg;
     struct weft__task *prop_parent;
     struct weft__task *prop_next;
-    struct weft__task *bl_prev;     /* scheduler.c: backlog link */
     ck_stack_entry_t inj_entry;     /* link in the runtime's injection queue */
     weft__handle_t timer;           /* sleep timer: initialised by the first weft_sleep (timer_set) */
 } weft__task_t;
