@@ -1144,8 +1144,8 @@ static int recycle_main(void *arg, weft_value_t *out)
         CHECK_EQ(weft_future_new(NULL, &g_gate), 0);
         weft_task_t *d;
         CHECK_EQ(weft_create_task(&d, dirty_task, NULL, &(weft_task_opts_t){ .name = "dirty" }), 0);
-        CHECK_EQ(weft_sleep(0.003), 0);   /* it waits on the gate now */
-        CHECK(weft_task_awaiting(d) == g_gate);
+        while (weft_task_awaiting(d) != g_gate)   /* until it waits on the gate, after its sleep */
+            CHECK_EQ(weft_yield(), 0);
         CHECK_EQ(weft_task_cancel(d, "stop it"), 1);
         CHECK_EQ(weft_await(d, NULL), WEFT_EBUSY);
         CHECK_STR(weft_future_message(d), "dirty 1");
