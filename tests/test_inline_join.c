@@ -427,6 +427,66 @@ static void test_nested_fib(void)
     }
 }
 
+/* ---- the awaiter's handle dropped while the child runs inline ---------------------------- */
+
+/* weft_await must keep the awaited task alive until it returns, even when the
+ * only handle is released meanwhile (here by the child itself, inline or after
+ * a suspension): the inline join hands the loop's reference over instead of
+ * counting one more (ASan sees a mistake). One worker: with two, a thief could
+ * run the child before the spawner reads its handle. */
+static int drop_my_handle(void *arg, weft_value_t *out)
+{
+    weft_task_t **h = arg;
+    weft_task_t *me = *h;
+    CHECK(me == weft_current_task());
+    *h = NULL;
+    weft_task_release(me);   /* the spawner's handle: only weft_await's hold is left */
+    out->i = 7;
+    return 0;
+}
+
+static int drop_then_yield(void *arg, weft_value_t *out)
+{
+    int rc = weft_yield();
+    if (rc < 0)
+        return rc;
+    return drop_my_handle(arg, out);
+}
+
+static int drop_main(void *arg, weft_value_t *out)
+{
+    (void)arg;
+    (void)out;
+    uint64_t j0 = inline_joins();
+    for (int round = 0; round < 200; round++) {
+        weft_task_t *h;
+        CHECK_EQ(weft_spawn(&h, round % 2 ? drop_then_yield : drop_my_handle, &h, NULL), 0);
+        weft_task_t *f = h;
+        weft_value_t v = { .i = 0 };
+        CHECK_EQ(weft_await(f, &v), 0);   /* f: borrowed from h, which the child released */
+        CHECK(h == NULL);
+        CHECK_EQ(v.i, 7);
+    }
+    if (weft_runtime_workers(g_rt) == 1)
+        CHECK_EQ(inline_joins(), j0 + 200);
+    /* cancelled before it starts: not joined inline, and the body never runs */
+    for (int round = 0; round < 20; round++) {
+        weft_task_t *h;
+        CHECK_EQ(weft_spawn(&h, drop_my_handle, &h, NULL), 0);
+        CHECK_EQ(weft_task_cancel(h, NULL), 1);
+        CHECK_EQ(weft_await(h, NULL), WEFT_ECANCELED);
+        CHECK(h != NULL);   /* the body never ran */
+        weft_task_release(h);
+    }
+    return 0;
+}
+
+static void test_handle_dropped_during_join(void)
+{
+    CHECK_EQ(run(1, drop_main, NULL, NULL), 0);
+    done_rt();
+}
+
 int main(int argc, char **argv)
 {
     alarm(280);   /* watchdog: a hang fails the test */
@@ -436,5 +496,6 @@ int main(int argc, char **argv)
     RUN(test_child_cancelled);
     RUN(test_parent_cancelled_from_another_thread);
     RUN(test_nested_fib);
+    RUN(test_handle_dropped_during_join);
     return 0;
 }

@@ -1100,6 +1100,77 @@ static void test_run_nested(void)
     CHECK_EQ(weft_loop_free(loop), 0);
 }
 
+/* ---- a recycled task struct starts clean ------------------------------------- */
+
+/* Task structs are recycled through the loop's cache without being cleared
+ * whole: a task made in the struct of one that was named, raised, cancelled,
+ * slept and awaited must see none of it. */
+static weft_future_t *g_gate;
+
+static int dirty_task(void *arg, weft_value_t *out)
+{
+    (void)arg;
+    (void)out;
+    CHECK_EQ(weft_sleep(0.001), 0);
+    /* a waiter on a plain future, cancelled by the cancel below */
+    int rc = weft_await(g_gate, NULL);
+    CHECK_EQ(rc, WEFT_ECANCELED);
+    return weft_raise(WEFT_EBUSY, "dirty %d", 1);
+}
+
+static int clean_task(void *arg, weft_value_t *out)
+{
+    weft_task_t *me = weft_current_task();
+    CHECK(weft_error_message() == NULL);
+    CHECK_EQ(weft_task_cancelling(me), 0);
+    CHECK(weft_task_awaiting(me) == NULL);
+    CHECK_EQ(weft_task_state(me), WEFT_TASK_RUNNING);
+    unsigned long long n;
+    char tail;
+    CHECK_EQ(sscanf(weft_task_get_name(me), "Task-%llu%c", &n, &tail), 1);
+    /* its sleep timer is its own (the last one's was armed on the same struct) */
+    double t0 = now();
+    CHECK_EQ(weft_sleep(0.002), 0);
+    CHECK(now() >= t0);
+    out->i = (intptr_t)arg;
+    return 0;
+}
+
+static int recycle_main(void *arg, weft_value_t *out)
+{
+    (void)arg;
+    (void)out;
+    for (int round = 0; round < 50; round++) {
+        CHECK_EQ(weft_future_new(NULL, &g_gate), 0);
+        weft_task_t *d;
+        CHECK_EQ(weft_create_task(&d, dirty_task, NULL, &(weft_task_opts_t){ .name = "dirty" }), 0);
+        while (weft_task_awaiting(d) != g_gate)   /* until it waits on the gate, after its sleep */
+            CHECK_EQ(weft_yield(), 0);
+        CHECK_EQ(weft_task_cancel(d, "stop it"), 1);
+        CHECK_EQ(weft_await(d, NULL), WEFT_EBUSY);
+        CHECK_STR(weft_future_message(d), "dirty 1");
+        CHECK_EQ(weft_task_cancelling(d), 1);
+        weft_task_release(d);   /* its struct goes back to the loop's cache */
+        weft_future_release(g_gate);
+        weft_task_t *c;
+        CHECK_EQ(weft_create_task(&c, clean_task, (void *)(intptr_t)round, NULL), 0);
+        CHECK_EQ(weft_task_cancelling(c), 0);
+        CHECK(weft_task_awaiting(c) == NULL);
+        CHECK(weft_future_message(c) == NULL);
+        weft_value_t v;
+        CHECK_EQ(weft_await(c, &v), 0);
+        CHECK_EQ(v.i, round);
+        CHECK(weft_future_message(c) == NULL);
+        weft_task_release(c);
+    }
+    return 0;
+}
+
+static void test_recycled_task_starts_clean(void)
+{
+    CHECK_EQ(weft_run(recycle_main, NULL, NULL, NULL), 0);
+}
+
 int main(int argc, char **argv)
 {
     RUN(test_create_task_await);
@@ -1125,5 +1196,6 @@ int main(int argc, char **argv)
     RUN(test_run_cancels_leftovers);
     RUN(test_run_nested);
     RUN(test_run_reports_leftover_errors);
+    RUN(test_recycled_task_starts_clean);
     return 0;
 }

@@ -16,16 +16,30 @@
 
 void weft__future_init(weft_future_t *f, weft_loop_t *loop, bool is_task)
 {
-    memset(f, 0, sizeof *f);
+    /* every field but the inline callback slot, which cb_append writes
+     * before anything reads it (a task's future is initialised in a recycled
+     * struct: no memset of the whole). The loop's reference first: its
+     * locked increment then has no stores ahead of it to wait for. */
+    weft__loop_retain(loop);
     f->loop = loop;
     f->refs = 1;
     f->magic = WEFT__FUT_LIVE;
-    f->is_task = is_task;
-    f->cb_inline = 1;
-    f->cbs = f->inl;
-    f->capcb = 1;
     ck_spinlock_fas_init(&f->lock);
-    weft__loop_retain(loop);
+    f->state = WEFT__F_PENDING;
+    f->is_task = is_task;
+    f->retrieved = 0;
+    f->cb_inline = 1;
+    f->observed = 0;
+    f->user_ref = 0;
+    f->code = 0;
+    f->msg = NULL;
+    f->value = (weft_value_t){ .p = NULL };
+    f->ncb = 0;
+    f->capcb = 1;
+    /* the fields above fill one cache line; a task's future leaves the next
+     * one alone (no callbacks, no hook: weft_task_cancel replaces it) */
+    if (!is_task)
+        f->cancel_hook = NULL;
 }
 
 int weft__future_check(const weft_future_t *f)
@@ -48,6 +62,9 @@ static inline void funlock(weft_future_t *f)
     WEFT__TSAN_RELEASE(&f->lock);
     ck_spinlock_fas_unlock(&f->lock);
 }
+
+/* The callback entries: the inline slot until a second one is added. */
+static inline weft__cbent_t *fcbs(weft_future_t *f) { return f->cb_inline ? f->inl : f->cbs; }
 
 static inline int fstate(const weft_future_t *f)
 {
@@ -253,7 +270,7 @@ bool weft__future_complete(weft_future_t *f, int state, int code, char *msg, wef
     funlock(f);
     /* nobody appends once the state is set: the list is ours to walk */
     for (uint32_t i = 0; i < n; i++) {
-        weft__cbent_t *e = &f->cbs[i];
+        weft__cbent_t *e = &fcbs(f)[i];
         if (e->waiter)
             weft__task_wake_any(e->waiter, 0, e->seq);
         else if (schedule_done_cb(e->loop, f, e->fn, e->arg) < 0)
@@ -271,7 +288,7 @@ static int cb_append(weft_future_t *f, weft_done_cb fn, void *arg, struct weft__
         if (f->cb_inline) {
             a = malloc(cap * sizeof *a);
             if (a)
-                memcpy(a, f->cbs, f->ncb * sizeof *a);
+                memcpy(a, f->inl, f->ncb * sizeof *a);
         } else {
             a = realloc(f->cbs, cap * sizeof *a);
         }
@@ -282,7 +299,7 @@ static int cb_append(weft_future_t *f, weft_done_cb fn, void *arg, struct weft__
         f->cb_inline = 0;
     }
     weft_loop_t *l = weft__thread()->running;
-    f->cbs[f->ncb++] = (weft__cbent_t){ fn, arg, waiter, l ? l : f->loop, seq };
+    fcbs(f)[f->ncb++] = (weft__cbent_t){ fn, arg, waiter, l ? l : f->loop, seq };
     return 0;
 }
 
@@ -299,10 +316,11 @@ void weft__future_remove_waiter(weft_future_t *f, struct weft__task *t)
 {
     flock(f);
     if (f->state == WEFT__F_PENDING) {
+        weft__cbent_t *cbs = fcbs(f);
         uint32_t j = 0;
         for (uint32_t i = 0; i < f->ncb; i++)
-            if (f->cbs[i].waiter != t)
-                f->cbs[j++] = f->cbs[i];
+            if (cbs[i].waiter != t)
+                cbs[j++] = cbs[i];
         f->ncb = j;
     }
     funlock(f);
@@ -452,11 +470,12 @@ int weft_future_remove_done_callback(weft_future_t *f, weft_done_cb fn, void *ar
     uint32_t j = 0, removed = 0;
     flock(f);
     if (f->state == WEFT__F_PENDING) {
+        weft__cbent_t *cbs = fcbs(f);
         for (uint32_t i = 0; i < f->ncb; i++) {
-            if (!f->cbs[i].waiter && f->cbs[i].fn == fn && f->cbs[i].arg == arg)
+            if (!cbs[i].waiter && cbs[i].fn == fn && cbs[i].arg == arg)
                 removed++;
             else
-                f->cbs[j++] = f->cbs[i];
+                cbs[j++] = cbs[i];
         }
         f->ncb = j;
     }

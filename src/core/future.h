@@ -46,8 +46,9 @@ struct weft_future {
     char *msg;              /* exception / cancellation message, owned */
     weft_value_t value;
     uint32_t ncb, capcb;
-    weft__cbent_t *cbs;     /* == inl while cb_inline */
-    weft__cancel_hook_fn cancel_hook;   /* plain futures: weft_future_cancel calls it instead */
+    /* (a task's creation writes only the fields above: one cache line) */
+    weft__cbent_t *cbs;     /* the entries once they outgrew inl (!cb_inline), else undefined */
+    weft__cancel_hook_fn cancel_hook;   /* plain futures: weft_future_cancel calls it instead; undefined in a task */
     weft__cbent_t inl[1];
 };
 

@@ -76,7 +76,9 @@ static weft__task_t *task_mem_alloc(bool *foreign)
         if (t)
             return t;
     }
-    return malloc(sizeof(weft__task_t));
+    /* cache-line aligned: the fields a task's life touches span the fewest
+     * lines (see weft__task_t) */
+    return aligned_alloc(64, (sizeof(weft__task_t) + 63) & ~(size_t)63);
 }
 
 static void task_mem_free(weft__task_t *t)
@@ -133,12 +135,16 @@ static void task_drop_arg(weft__task_t *t)
 void weft__task_free(weft__task_t *t)
 {
     task_drop_arg(t);
-    free(t->site);
-    free(t->cancel_msg);
-    free(t->prop_msg);
-    free(t->err_msg);
-    free(t->name);
-    weft_context_release(t->ctx);
+    /* most tasks own none of these: skip the calls */
+    if (WEFT__UNLIKELY(t->site || t->cancel_msg || t->prop_msg || t->err_msg || t->name)) {
+        free(t->site);
+        free(t->cancel_msg);
+        free(t->prop_msg);
+        free(t->err_msg);
+        free(t->name);
+    }
+    if (t->ctx)
+        weft_context_release(t->ctx);
     task_mem_free(t);
 }
 
@@ -172,6 +178,46 @@ void weft__task_set_error(weft__task_t *t, int code, char *msg)
     t->err_msg = msg;
 }
 
+/* The fields of weft__task_t's two zeroed blocks, one store each (a memset
+ * of the block compiles to rep stos, slower than these stores). */
+static inline void task_zero_fields(weft__task_t *t)
+{
+    t->stack = NULL;
+    t->back = NULL;
+    t->host = NULL;
+    t->on_stack = NULL;
+    t->cancel_wait = NULL;
+    t->wait_obj = NULL;
+    t->prev = t->nextt = NULL;
+    t->held_by = NULL;
+    t->ring_of = NULL;
+    t->token = NULL;
+    t->claim = 0;
+    t->wait_seq = 0;
+    t->num_cancels = 0;
+    t->state = WEFT_TASK_NEW;
+    t->must_cancel = 0;
+    t->wait_kind = WEFT__W_NONE;
+    t->shutdown_cancel = 0;
+    t->nswitch = 0;
+    t->wait_open = 0;
+    t->live = 0;
+    t->joinable = 0;
+    t->left = 0;
+    t->foreign_mem = 0;
+    t->in_backlog = 0;
+    t->timer_set = 0;
+    t->wake_status = 0;
+    t->on_done = NULL;
+    t->cancel_msg = NULL;
+    t->err_msg = NULL;
+    t->name = NULL;
+    t->site = NULL;
+    t->prop_id = 0;
+    t->prop_msg = NULL;
+    t->err_code = 0;
+}
+
 /* Allocate a task of @loop, neither linked nor scheduled (claim 0). Any thread. */
 int weft__task_alloc(weft_loop_t *loop, weft_coro_fn fn, void *arg, const weft_task_opts_t *opts, weft__task_t **out)
 {
@@ -184,30 +230,34 @@ int weft__task_alloc(weft_loop_t *loop, weft_coro_fn fn, void *arg, const weft_t
     weft__task_t *t = task_mem_alloc(&foreign);
     if (!t)
         return WEFT_ENOMEM;
-    memset((char *)t + sizeof t->fut, 0, sizeof *t - sizeof t->fut);
-    t->foreign_mem = foreign;
+    /* the atomic increments (the name number here, the loop's reference
+     * first thing in weft__future_init) come before the stores to the struct:
+     * a locked instruction waits for the stores ahead of it, and those miss
+     * the cache when the struct was not used recently */
+    uint64_t name_no = opts && opts->name ? 0 : next_name_no();
     weft__future_init(&t->fut, loop, true);
-    if (opts && opts->name) {
-        if (!(t->name = weft__strdup(opts->name))) {
-            weft_future_release(&t->fut);
-            return WEFT_ENOMEM;
-        }
-    } else {
-        t->name_no = next_name_no();
-    }
+    /* a recycled struct holds its last task's values: define every field
+     * read before it is written (see the blocks of weft__task_t), and no more
+     * (zeroing the whole struct was most of the cost of a spawn) */
+    task_zero_fields(t);
+    t->foreign_mem = foreign;
     t->fn = fn;
     t->arg = arg;
     t->arg_dtor = opts ? opts->arg_dtor : NULL;
     t->stack_size = ss;
     t->id = next_task_id();
-    t->ctx = weft__context_for_new_task();
+    t->name_no = name_no;
+    t->ctx = NULL;
     t->step.fn = task_step_dispatch;
     t->step.loop = loop;
     t->step.heap_idx = UINT32_MAX;
-    t->timer.fn = task_timer_dispatch;
-    t->timer.loop = loop;
-    t->timer.heap_idx = UINT32_MAX;
-    t->state = WEFT_TASK_NEW;
+    t->step.flags = 0;
+    if (opts && opts->name && !(t->name = weft__strdup(opts->name))) {
+        t->arg_dtor = NULL;   /* creation failed: the caller still owns arg */
+        weft_future_release(&t->fut);
+        return WEFT_ENOMEM;
+    }
+    t->ctx = weft__context_for_new_task();
     if (WEFT__UNLIKELY(loop->debug))
         t->site = weft__debug_site();
     if (loop->rt)
@@ -224,8 +274,7 @@ static void adopt(weft_loop_t *l, weft__task_t *t)
         weft_loop_t *old = t->fut.loop;
         weft__loop_retain(l);
         ck_pr_store_ptr(&t->fut.loop, l);
-        t->step.loop = l;
-        t->timer.loop = l;
+        t->step.loop = l;   /* (its timer is set up by its first sleep, on @l) */
         weft__loop_release(old);
     }
 }
@@ -326,10 +375,8 @@ int weft_loop_create_task(weft_loop_t *loop, weft_task_t **out, weft_coro_fn fn,
         t->num_cancels = 1;
     }
     /* the loop's reference lives until the task is done */
-    if (out) {
-        *out = weft_future_retain(&t->fut);
-        t->fut.user_ref = 1;
-    }
+    if (out)
+        *out = weft__task_new_ref(t);
     if (((opts && opts->eager_start) || ck_pr_load_8(&loop->eager_factory)) && weft__thread()->running == loop) {
         task_resume(t);
     } else {
@@ -405,8 +452,9 @@ static void task_entry(void *arg)
     abort(); /* never resumed */
 }
 
-/* Release what a finished task held for running: its stack and the loop's reference. */
-static void task_retire(weft__task_t *t)
+/* Release what a finished task held for running: its stack, and mark it no
+ * longer held by its loop; the loop's reference is the caller's now. */
+static void task_unlive(weft__task_t *t)
 {
     weft_loop_t *l = t->fut.loop;
     if (t->stack) {
@@ -415,6 +463,12 @@ static void task_retire(weft__task_t *t)
         t->stack = NULL;
     }
     ck_pr_store_8(&t->live, 0);
+}
+
+/* ... and drop that reference. */
+static void task_retire(weft__task_t *t)
+{
+    task_unlive(t);
     weft_future_release(&t->fut);   /* the loop's reference */
 }
 
@@ -644,8 +698,10 @@ static bool inline_room(const weft__task_t *t, const weft__task_t *c)
 }
 
 /* Claim never-run child @c for @t, run it inline, and return with @t running
- * again and @c done; false (nothing done) if another loop or a cancel claimed
- * it first. *st receives the status of @t's wait (0, or WEFT_ECANCELED). */
+ * again and @c done, and a reference to @c for @t (the loop's own when @c
+ * ended within the call: no count goes up and down); false (nothing done, no
+ * reference) if another loop or a cancel claimed it first. *st receives the
+ * status of @t's wait (0, or WEFT_ECANCELED). */
 static bool inline_join(weft__task_t *t, weft__task_t *c, int *st)
 {
     weft_loop_t *l = t->fut.loop;
@@ -664,6 +720,7 @@ static bool inline_join(weft__task_t *t, weft__task_t *c, int *st)
         c->num_cancels++;
     }
     if (WEFT__UNLIKELY(c->must_cancel)) {   /* ends cancelled without running its body */
+        weft_future_retain(&c->fut);   /* @t's (task_resume retires @c: the loop's goes) */
         task_resume(c);
         *st = 0;
         return true;
@@ -682,7 +739,10 @@ static bool inline_join(weft__task_t *t, weft__task_t *c, int *st)
     /* the child: on the awaiter's stack, coming back to where the awaiter would */
     c->host = t;
     c->on_stack = weft__task_stack(t);
+#if defined(WEFT_ASAN) || defined(WEFT_TSAN)
     c->coro = t->coro;   /* same stack: same sanitizer fiber and bounds */
+#endif
+    /* (the machine context needs no copy: a switch away saves it) */
     c->back = t->back;
     c->state = WEFT_TASK_RUNNING;
     weft__thread_t *ts = weft__thread();
@@ -703,12 +763,13 @@ static bool inline_join(weft__task_t *t, weft__task_t *c, int *st)
         t->wait_kind = WEFT__W_NONE;
         t->cancel_wait = NULL;
         t->wait_obj = NULL;
-        task_retire(c);
+        task_unlive(c);   /* the loop's reference is @t's now */
     } else {
         /* a later step of the child, resumed by the scheduler (task_resume(c),
          * which retires it once we switch away): give the stack back to the
          * awaiter, whose next step continues below */
         t->left = 1;   /* a nested child: @t, too, has left its host's step */
+        weft_future_retain(&c->fut);   /* @t's: the loop drops its own when @c's step ends */
         weft__task_wake(t, 0);
         weft__coro_switch(&t->coro, c->back, false);
     }
@@ -734,12 +795,12 @@ int weft_await(weft_future_t *f, weft_value_t *out)
         if (closes_cycle(t, f))
             return weft_raise(WEFT_EDEADLK, "awaiting task '%s' would close a cycle of tasks awaiting each other",
                               weft_task_get_name(f));
-        weft_future_retain(f);
         int rc;
         weft__task_t *c = f->is_task ? weft__task_of(f) : NULL;
         if (c && c->joinable && !t->must_cancel && ck_pr_load_uint(&c->claim) == 0 && inline_room(t, c) &&
             inline_join(t, c, &rc))
-            goto waited;
+            goto waited;   /* holding a reference to f (inline_join's) */
+        weft_future_retain(f);   /* f lives until we are done with it, whoever else drops it */
         /* suspended before the waiter is visible: a completion on another
          * thread can only wake us once we are switchable */
         t->state = WEFT_TASK_SUSPENDED;
@@ -805,6 +866,13 @@ int weft_sleep(double delay)
     if (delay <= 0) {   /* a bare yield: one trip through the ready queue */
         weft__ready_push(t->fut.loop, &t->step);
         return weft__task_suspend(t, WEFT__W_YIELD, NULL, NULL);
+    }
+    if (!t->timer_set) {   /* most tasks never sleep: their timer handle stays untouched */
+        t->timer_set = 1;
+        t->timer.fn = task_timer_dispatch;
+        t->timer.loop = t->fut.loop;
+        t->timer.heap_idx = UINT32_MAX;
+        t->timer.flags = 0;
     }
     int rc = weft__timer_start(t->fut.loop, &t->timer, weft__deadline_ns(weft__now_ns(), delay));
     if (rc < 0)

@@ -14,16 +14,42 @@ enum { WEFT__W_NONE = 0, WEFT__W_FUTURE, WEFT__W_SLEEP, WEFT__W_YIELD, WEFT__W_O
  * woken with WEFT_ECANCELED as a result (the cancel "took"). */
 typedef bool (*weft__cancel_wait_fn)(struct weft__task *t, const char *msg);
 
+/* Field order follows cost: a task's life touches the future's first cache
+ * line and the blocks from stack to its coroutine context, which sit in as
+ * few cache lines as they can (the struct is allocated 64-byte aligned), and
+ * nothing else unless it is awaited by a waiter, sleeps, is cancelled or is
+ * handed between threads. weft__task_alloc defines
+ * every field that is read before it is written (recycled structs are not
+ * zeroed whole). A new field goes in the block that says how it gets its
+ * first value. */
 typedef struct weft__task {
     weft_future_t fut;              /* must be first: a task is a future */
-    weft_coro_fn fn;
-    void *arg;
-    weft__handle_t step;            /* its slot in the ready queue */
-    weft__handle_t timer;           /* sleep timer */
-    weft__coro_t coro;
-    weft__coro_t *back;             /* where to switch on suspend */
+    /* (here, in the future's second cache line, which a task's life leaves
+     * alone: a field written before it is read, and used rarely) */
+    struct weft__task *bl_prev;     /* scheduler.c: backlog link */
+    /* ---- hot, zeroed at creation (task_zero_fields) ---- */
     weft__stack_t *stack;
-    size_t stack_size;
+    weft__coro_t *back;             /* where to switch on suspend */
+    /* Work-first join: a child run inline by the task awaiting it borrows
+     * that task's stack. @host is the awaiting task while the child runs,
+     * @on_stack the borrowed stack (the host's own or the one it borrows). */
+    struct weft__task *host;
+    weft__stack_t *on_stack;
+    weft__cancel_wait_fn cancel_wait;
+    void *wait_obj;
+    struct weft__task *prev, *nextt; /* loop's list of live tasks */
+    /* Queue state of a never-run task (scheduler.c). @held_by (atomic) is the
+     * loop whose backlog or pinned token holds it, NULL in a ring, the
+     * injector or a message; the other fields (and bl_prev, below) belong to
+     * that loop's thread. @ring_of (atomic) is the loop whose ring (newq) it
+     * was last pushed to, NULL if it went elsewhere since. */
+    weft_loop_t *held_by;
+    weft_loop_t *ring_of;
+    weft__handle_t *token;
+    unsigned int claim;             /* atomic: 0 queued, 1 started, 2 cancelled before start
+                                     * (3 while the cancel stores its message) */
+    uint32_t wait_seq;              /* number of the current (or last) suspension: bumped by every one */
+    int num_cancels;
     uint8_t state;                  /* weft_task_state_t */
     uint8_t must_cancel;
     uint8_t wait_kind;
@@ -34,50 +60,42 @@ typedef struct weft__task {
     uint8_t joinable;               /* weft_spawn: its awaiter may run it inline (work-first join) */
     uint8_t left;                   /* inline child: it switched away from its host's step at least once */
     uint8_t foreign_mem;            /* allocated by a plain thread: freed into the plain threads' cache */
-    ck_stack_entry_t inj_entry;     /* link in the runtime's injection queue */
-    unsigned int claim;             /* atomic: 0 queued, 1 started, 2 cancelled before start
-                                     * (3 while the cancel stores its message) */
-    /* Work-first join: a child run inline by the task awaiting it borrows
-     * that task's stack. @host is the awaiting task while the child runs,
-     * @on_stack the borrowed stack (the host's own or the one it borrows). */
-    struct weft__task *host;
-    weft__stack_t *on_stack;
-    /* Queue state of a never-run task (scheduler.c). @held_by (atomic) is the
-     * loop whose backlog or pinned token holds it, NULL in a ring, the
-     * injector or a message; the other fields belong to that loop's thread.
-     * @ring_of (atomic) is the loop whose ring (newq) it was last pushed to,
-     * NULL if it went elsewhere since. */
-    weft_loop_t *held_by;
-    weft_loop_t *ring_of;
-    weft__handle_t *token;
-    struct weft__task *bl_prev;
-    uint8_t in_backlog;
-    /* Called on the task's loop right after it completed, before anything
-     * else sees it gone (run_coroutine_threadsafe completes its concurrent
-     * future there); NULL for most tasks. */
-    void (*on_done)(struct weft__task *t, void *arg);
-    void *on_done_arg;
-    weft_dtor_t arg_dtor;           /* weft_task_opts_t.arg_dtor, cleared once called */
-    uint32_t wait_seq;              /* number of the current (or last) suspension: bumped by every one */
-    int num_cancels;
-    char *cancel_msg;
-    weft__cancel_wait_fn cancel_wait;
-    void *wait_obj;
+    uint8_t in_backlog;             /* scheduler.c: linked in a loop's backlog */
+    uint8_t timer_set;              /* @timer was initialised (by the first weft_sleep) */
     int wake_status;                /* set by whoever wakes a W_OTHER wait */
-    int err_code;                   /* last error with a message */
-    char *err_msg;
-    char *name;
+    int err_code;                   /* last error with a message (err_msg) */
+    /* ---- hot, set from the arguments at creation ---- */
+    weft_coro_fn fn;
+    void *arg;
+    size_t stack_size;
+    weft_dtor_t arg_dtor;           /* weft_task_opts_t.arg_dtor, cleared once called */
+    struct weft_context *ctx;       /* the context the task runs in (contextvar.c); owned */
     uint64_t id;
     uint64_t name_no;               /* "Task-N" number, taken at creation for unnamed tasks */
-    struct weft__task *prev, *nextt; /* loop's list of live tasks */
-    struct weft_context *ctx;       /* the context the task runs in (contextvar.c); owned */
+    /* ---- rarely used, zeroed at creation ---- */
+    /* Called on the task's loop right after it completed, before anything
+     * else sees it gone (run_coroutine_threadsafe completes its concurrent
+     * future there); NULL for most tasks. @on_done_arg is set with it. */
+    void (*on_done)(struct weft__task *t, void *arg);
+    char *cancel_msg;
+    char *err_msg;
+    char *name;
     struct weft__dbg_site *site;    /* creation backtrace (debug mode) */
     /* cancel propagation (weft_task_cancel): which propagation last reached
-     * this task, through which task, and the work list link */
+     * this task, through which task, and the work list link (prop_parent and
+     * prop_next are set whenever prop_id is) */
     uintptr_t prop_id;
+    char *prop_msg;
+    /* ---- hot, written before they are read (step: fn, loop, heap_idx and
+     * flags set at creation) ---- */
+    weft__handle_t step;            /* its slot in the ready queue (its tail, the handle's union, is unused) */
+    weft__coro_t coro;              /* made at the first step (a task run inline by its awaiter has none) */
+    /* ---- cold, written before they are read ---- */
+    void *on_done_arg;
     struct weft__task *prop_parent;
     struct weft__task *prop_next;
-    char *prop_msg;
+    ck_stack_entry_t inj_entry;     /* link in the runtime's injection queue */
+    weft__handle_t timer;           /* sleep timer: initialised by the first weft_sleep (timer_set) */
 } weft__task_t;
 
 
@@ -129,6 +147,14 @@ static inline void weft__task_wake(weft__task_t *t, int status) { weft__task_wak
 /* Set the current task's error message (takes msg). */
 void weft__task_set_error(weft__task_t *t, int code, char *msg);
 int weft__task_alloc(weft_loop_t *loop, weft_coro_fn fn, void *arg, const weft_task_opts_t *opts, weft__task_t **out);
+/* The creator's reference to a task weft__task_alloc just made, before any
+ * other thread can see it (not queued, not linked): a plain increment. */
+static inline weft_task_t *weft__task_new_ref(weft__task_t *t)
+{
+    t->fut.refs++;
+    t->fut.user_ref = 1;
+    return &t->fut;
+}
 int weft__task_cancel_remote(weft__task_t *t, const char *msg);
 void weft__task_cache_free(weft_loop_t *l);
 /* Free cached task structs beyond @keep (a loop going idle). */

@@ -341,10 +341,8 @@ int weft_spawn(weft_task_t **out, weft_coro_fn fn, void *arg, const weft_task_op
     if (rc < 0)
         return rc;
     t->joinable = 1;
-    if (out) {
-        *out = weft_future_retain(&t->fut);
-        t->fut.user_ref = 1;
-    }
+    if (out)
+        *out = weft__task_new_ref(t);
     if (l->rt->n == 1) {   /* nobody to steal it: its own step starts exactly this task */
         weft__task_queue_step(l, t);
         l->stats.spawned++;
