@@ -533,11 +533,7 @@ static void pump(tconn_t *tc)
             weft__conn_rclose(c);
             break;
         }
-        if (e == SSL_ERROR_WANT_WRITE) {
-            flush_out(tc);
-            continue;
-        }
-        tc_fail(tc, classify(tc));
+        tc_fail(tc, classify(tc));   /* (no WANT_WRITE: the BIO takes every byte) */
         return;
     }
     if (flush_out(tc) < 0)
