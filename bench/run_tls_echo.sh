@@ -21,6 +21,8 @@
 #              PEERS ("go tokio uvloop asyncio": which peers run besides weft and weft-plain; "" for none),
 #              TOKIO_TLS (the tokio_tls program; default BUILD_DIR/bench/tokio_tls/release/tokio_tls),
 #              PYTHON (python3 with uvloop: /usr/bin/python3 if it has it, else python3),
+#              ECHO_TLS_RECORDS (own: the client seals and opens the echo's records itself after
+#              OpenSSL's handshake, the default; openssl: SSL_write/SSL_read, echo_client --openssl-records),
 #              FORMAT=lines: bench/report.py's format instead: `tls_echo RUNTIME CORES REQ_PER_S req/s`
 #              on stdout (RUNTIME weft, weft-plain, go, tokio, uvloop, asyncio), `# tls_echo RUNTIME CORES
 #              reps: ...`, `# tls_echo RUNTIME CORES stats: server_cpu_ns_per_req=N
@@ -120,6 +122,7 @@ run_once() {
   fi
   flag=
   [ "$TLS" = 1 ] && flag=--tls
+  [ "$TLS" = 1 ] && [ "${ECHO_TLS_RECORDS:-own}" = openssl ] && flag="--tls --openssl-records"
   child_cpu c0
   if ! res=$("$client" 127.0.0.1 "$port" -c "$conns" -s "$size" -d "$secs" $flag --cpu); then
     echo "run_tls_echo: the echo client failed against $*" >&2

@@ -5,7 +5,8 @@
  * during the handshake, a read and a drain (no byte lost; ASan checks leaks);
  * a peer reset mid-record; a peer closing without close_notify; a graceful
  * close bounded by the shutdown timeout; start_tls
- * after a plain exchange; ALPN, session resumption, the info accessors;
+ * after a plain exchange, and with the ClientHello arriving in the same
+ * segment as the plain command before it; ALPN, session resumption, the info accessors;
  * contexts from files and bad material; hundreds of records in one segment
  * and records cut into 1-byte segments, from a raw OpenSSL client; writes
  * of many records each, then a close, arriving whole and in order.
@@ -1276,6 +1277,103 @@ static int big_main(void *arg, weft_value_t *out)
 
 static void test_large_writes_then_close(void) { CHECK_EQ(run_main(1, big_main, NULL), 0); }
 
+/* start_tls when the peer's first TLS bytes came with the plain data: the
+ * client sends "STARTTLS\n" and its ClientHello in one send(), so the server's
+ * readline leaves the ClientHello in the reader's buffer and start_tls must
+ * hand it to OpenSSL before anything more arrives. The client (OpenSSL on
+ * memory BIOs, a thread of its own) then reads the plain "OK\n" and the
+ * server's TLS records behind it, and echoes records of several sizes. */
+static int early_client(void *arg, weft_value_t *out)
+{
+    (void)out;
+    struct raw *c = arg;
+    c->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    CHECK(c->fd >= 0);
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)c->port),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    CHECK_EQ(connect(c->fd, (struct sockaddr *)&a, sizeof a), 0);
+    CHECK((c->ctx = SSL_CTX_new(TLS_client_method())) != NULL);
+    SSL_CTX_set_verify(c->ctx, SSL_VERIFY_NONE, NULL);
+    CHECK((c->ssl = SSL_new(c->ctx)) != NULL);
+    c->rb = BIO_new(BIO_s_mem());
+    c->wb = BIO_new(BIO_s_mem());
+    SSL_set_bio(c->ssl, c->rb, c->wb);
+    SSL_set_connect_state(c->ssl);
+    CHECK_EQ(SSL_get_error(c->ssl, SSL_do_handshake(c->ssl)), SSL_ERROR_WANT_READ);
+    char first[4096];
+    memcpy(first, "STARTTLS\n", 9);
+    int hello = BIO_read(c->wb, first + 9, (int)sizeof first - 9);
+    CHECK(hello > 0 && BIO_pending(c->wb) == 0);
+    CHECK_EQ(send(c->fd, first, 9 + (size_t)hello, MSG_NOSIGNAL), 9 + (ssize_t)hello);
+    size_t plain = 0;   /* bytes of "OK\n" seen */
+    int r;
+    while ((r = SSL_do_handshake(c->ssl)) != 1) {
+        CHECK_EQ(SSL_get_error(c->ssl, r), SSL_ERROR_WANT_READ);
+        raw_flush(c, 0);
+        char buf[4096];
+        ssize_t n = recv(c->fd, buf, sizeof buf, 0);
+        CHECK(n > 0);
+        size_t k = 0;
+        while (plain < 3 && k < (size_t)n)
+            CHECK_EQ(buf[k++], "OK\n"[plain++]);
+        if ((size_t)n > k)
+            CHECK_EQ(BIO_write(c->rb, buf + k, (int)((size_t)n - k)), (int)((size_t)n - k));
+    }
+    raw_flush(c, 0);
+    for (size_t len = 1; len <= 120000; len *= 7) {   /* 1 B to 115 KiB: up to 8 records a message */
+        uint8_t *m = malloc(len), *e = malloc(len);
+        CHECK(m && e);
+        for (size_t j = 0; j < len; j++)
+            m[j] = pat(len, j);
+        size_t w = 0;
+        while (w < len) {
+            size_t k = 0;
+            CHECK_EQ(SSL_write_ex(c->ssl, m + w, len - w, &k), 1);
+            w += k;
+        }
+        raw_flush(c, 0);
+        size_t got = 0;
+        while (got < len) {
+            size_t n = 0;
+            r = SSL_read_ex(c->ssl, e + got, len - got, &n);
+            if (r == 1) {
+                got += n;
+                continue;
+            }
+            CHECK_EQ(SSL_get_error(c->ssl, r), SSL_ERROR_WANT_READ);
+            CHECK(raw_fill(c) > 0);
+        }
+        CHECK(memcmp(m, e, len) == 0);
+        c->sent += len;
+        free(m);
+        free(e);
+    }
+    CHECK(SSL_shutdown(c->ssl) >= 0);
+    raw_flush(c, 0);
+    SSL_free(c->ssl);
+    SSL_CTX_free(c->ctx);
+    close(c->fd);
+    return 0;
+}
+
+static int early_main(void *arg, weft_value_t *out)
+{
+    (void)arg;
+    (void)out;
+    weft_tls_t *st = server_ctx();
+    weft_server_t *s;
+    CHECK_EQ(weft_start_server(starttls_handler, st, "127.0.0.1", 0, NULL, &s), 0);
+    struct raw c = { .port = weft_server_port(s) };
+    CHECK_EQ(weft_to_thread(early_client, &c, NULL), 0);
+    CHECK_EQ(c.sent, 1 + 7 + 49 + 343 + 2401 + 16807 + 117649);
+    CHECK_EQ(weft_server_shutdown(s, 5.0), 0);
+    weft_server_free(s);
+    weft_tls_release(st);
+    return 0;
+}
+
+static void test_start_tls_early_bytes(void) { CHECK_EQ(run_main(1, early_main, NULL), 0); }
+
 int main(int argc, char **argv)
 {
     alarm(SANITIZED ? 280 : 200);   /* watchdog: the default action ends the process */
@@ -1300,6 +1398,7 @@ int main(int argc, char **argv)
     RUN(test_reset_and_truncation);
     RUN(test_shutdown_timeout);
     RUN(test_start_tls_info);
+    RUN(test_start_tls_early_bytes);
     RUN(test_files_and_bad_material);
     RUN(test_many_reuseport);
     RUN(test_many_handoff);

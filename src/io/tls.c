@@ -3,13 +3,17 @@
  * A connection with TLS has a transport (io/xport.h) between its socket and
  * its reader/writer: stream.c keeps doing the socket I/O on the loop, and this
  * file runs OpenSSL on the bytes, never on the socket itself. Each SSL object
- * is joined to a BIO pair: libuv reads ciphertext straight into the pair's
- * network-side ring (rbuf/input), SSL_read decrypts it into the reader's
- * buffer (weft__conn_rspace/rcommit), and what OpenSSL writes into the pair
- * (records, alerts, tickets) is moved out with weft__conn_send, in order
- * behind the bytes already queued. So TLS runs on whichever loop owns the
- * socket, and a context is shared by every loop (OpenSSL's SSL_CTX is safe
- * for that; the client session cache below has its own lock).
+ * has a BIO of this file's own kind (BIO_meth_new) over two buffers of the
+ * connection: libuv reads ciphertext straight into the input buffer
+ * (rbuf/input), OpenSSL's BIO reads take it from there, and SSL_read decrypts
+ * it into the reader's buffer (weft__conn_rspace/rcommit). OpenSSL's BIO
+ * writes (records, alerts, tickets) append to the output buffer, which goes
+ * to the socket in one weft__conn_send once the OpenSSL call that filled it
+ * returns, in order behind the bytes already queued: all the records of one
+ * step (a handshake flight, the records of a large write) leave in one
+ * socket write. So TLS runs on whichever loop owns the socket, and a context
+ * is shared by every loop (OpenSSL's SSL_CTX is safe for that; the client
+ * session cache below has its own lock).
  *
  * The handshake is driven by the bytes that arrive (pump) while the task that
  * asked for it waits in handshake(), bounded by a timeout scope. Errors are
@@ -32,7 +36,8 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
-#define PAIR_BUF ((size_t)20 * 1024)   /* one full record (16 KiB + overhead) each way */
+#define IBUF_SIZE ((size_t)32 * 1024)  /* ciphertext in: two full records (16 KiB + overhead each) */
+#define OBUF_KEEP ((size_t)64 * 1024)  /* a larger output buffer is freed once sent */
 #define SESS_SLOTS 64
 #define HS_TIMEOUT_DEFAULT 60.0
 #define SD_TIMEOUT_DEFAULT 30.0
@@ -59,9 +64,13 @@ typedef struct tconn {
     struct conn *c;             /* NULL once the socket is closed */
     weft_tls_t *tls;
     SSL *ssl;
-    BIO *net;                   /* our side of the BIO pair */
+    char *ibuf;                 /* ciphertext from the socket: [istart, iend) not yet taken by OpenSSL */
+    size_t istart, iend;
+    char *obuf;                 /* records OpenSSL wrote, not yet sent */
+    size_t olen, ocap;
     bool hs_done, failed, got_close_notify, sent_close_notify;
     bool timer_inited;
+    bool oom;                   /* the output buffer could not grow */
     int err;
     double hs_timeout, sd_timeout;
     char *host;                 /* client: server_hostname */
@@ -360,8 +369,9 @@ static void tc_unref(tconn_t *tc)
 {
     if (--tc->refs > 0)
         return;
-    SSL_free(tc->ssl);   /* frees its half of the pair */
-    BIO_free(tc->net);
+    SSL_free(tc->ssl);   /* and its BIO */
+    free(tc->ibuf);
+    free(tc->obuf);
     weft_tls_release(tc->tls);
     free(tc->host);
     free(tc->sess_key);
@@ -399,19 +409,19 @@ static void hs_wake(tconn_t *tc)
     }
 }
 
-/* Move what OpenSSL wrote out to the socket. */
+/* Send what OpenSSL wrote (one socket write for all of it). */
 static int flush_out(tconn_t *tc)
 {
     int rc = 0;
-    for (;;) {
-        char *p;
-        int n = BIO_nread0(tc->net, &p);
-        if (n <= 0)
-            return rc;
-        if (tc->c && rc == 0)
-            rc = weft__conn_send(tc->c, p, (size_t)n);
-        BIO_nread(tc->net, &p, n);
+    if (tc->olen && tc->c)
+        rc = weft__conn_send(tc->c, tc->obuf, tc->olen);
+    tc->olen = 0;
+    if (tc->ocap > OBUF_KEEP) {
+        free(tc->obuf);
+        tc->obuf = NULL;
+        tc->ocap = 0;
     }
+    return rc;
 }
 
 static bool cert_alert(int reason)
@@ -434,6 +444,11 @@ static bool cert_alert(int reason)
 /* Turn OpenSSL's failure into a weft code and message; clears the error queue. */
 static int classify(tconn_t *tc)
 {
+    if (tc->oom) {
+        set_msg(tc, "out of memory");
+        ERR_clear_error();
+        return WEFT_ENOMEM;
+    }
     unsigned long e = ERR_peek_last_error();
     int reason = ERR_GET_REASON(e);
     long vr = SSL_get_verify_result(tc->ssl);
@@ -506,7 +521,7 @@ static void pump(tconn_t *tc)
         if (r == 1) {
             weft__conn_rcommit(c, got);
             /* nothing left to decode: skip the SSL_read that would only say WANT_READ */
-            if (!SSL_has_pending(tc->ssl) && BIO_ctrl_pending(SSL_get_rbio(tc->ssl)) == 0)
+            if (tc->istart == tc->iend && !SSL_has_pending(tc->ssl))
                 break;
             continue;
         }
@@ -518,11 +533,7 @@ static void pump(tconn_t *tc)
             weft__conn_rclose(c);
             break;
         }
-        if (e == SSL_ERROR_WANT_WRITE) {
-            flush_out(tc);
-            continue;
-        }
-        tc_fail(tc, classify(tc));
+        tc_fail(tc, classify(tc));   /* (no WANT_WRITE: the BIO takes every byte) */
         return;
     }
     if (flush_out(tc) < 0)
@@ -531,21 +542,114 @@ static void pump(tconn_t *tc)
 
 /* ---- connections: the transport --------------------------------------------------------- */
 
+/* The BIO between OpenSSL and the connection's buffers. A read takes what
+ * the socket delivered (or says "retry" when there is nothing); a write
+ * appends to the output buffer and always takes every byte, so OpenSSL never
+ * waits on the socket: flush_out sends the buffer after each OpenSSL call. */
+static int bio_read(BIO *b, char *out, int len)
+{
+    tconn_t *tc = BIO_get_data(b);
+    BIO_clear_retry_flags(b);
+    size_t have = tc->iend - tc->istart;
+    if (have == 0) {
+        BIO_set_retry_read(b);
+        return -1;
+    }
+    if (len <= 0)
+        return 0;
+    size_t k = (size_t)len < have ? (size_t)len : have;
+    memcpy(out, tc->ibuf + tc->istart, k);
+    tc->istart += k;
+    if (tc->istart == tc->iend)
+        tc->istart = tc->iend = 0;
+    return (int)k;
+}
+
+static int bio_write(BIO *b, const char *in, int len)
+{
+    tconn_t *tc = BIO_get_data(b);
+    BIO_clear_retry_flags(b);
+    if (len <= 0)
+        return 0;
+    size_t n = (size_t)len;
+    if (tc->ocap - tc->olen < n) {
+        size_t cap = tc->ocap ? tc->ocap : 4096;
+        while (cap - tc->olen < n)
+            cap *= 2;   /* bounded: x_write sends the buffer once it holds STAGE_MAX */
+        char *nb = realloc(tc->obuf, cap);
+        if (!nb) {
+            tc->oom = true;
+            return -1;   /* no retry flag: OpenSSL fails the call, classify() says WEFT_ENOMEM */
+        }
+        tc->obuf = nb;
+        tc->ocap = cap;
+    }
+    memcpy(tc->obuf + tc->olen, in, n);
+    tc->olen += n;
+    return len;
+}
+
+static long bio_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+    (void)num;
+    (void)ptr;
+    tconn_t *tc = BIO_get_data(b);
+    switch (cmd) {
+    case BIO_CTRL_FLUSH:
+        return 1;   /* the output buffer is sent when OpenSSL returns */
+    case BIO_CTRL_PENDING:
+        return tc ? (long)(tc->iend - tc->istart) : 0;
+    case BIO_CTRL_WPENDING:
+        return tc ? (long)tc->olen : 0;
+    default:
+        return 0;
+    }
+}
+
+static BIO_METHOD *g_bio_meth;
+static pthread_once_t g_bio_once = PTHREAD_ONCE_INIT;
+
+static void bio_method_init(void)
+{
+    BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "weft stream");
+    if (m && (BIO_meth_set_read(m, bio_read) != 1 || BIO_meth_set_write(m, bio_write) != 1 ||
+              BIO_meth_set_ctrl(m, bio_ctrl) != 1)) {
+        BIO_meth_free(m);
+        m = NULL;
+    }
+    g_bio_meth = m;   /* kept for the process's life, like OpenSSL's own methods */
+}
+
+/* The method, made once for the process (NULL if OpenSSL could not make it). */
+static BIO_METHOD *bio_method(void)
+{
+    pthread_once(&g_bio_once, bio_method_init);
+    return g_bio_meth;
+}
+
+
 static char *x_rbuf(void *x, size_t *len)
 {
     tconn_t *tc = x;
-    char *p = NULL;
-    int n = BIO_nwrite0(tc->net, &p);
-    *len = n > 0 ? (size_t)n : 0;   /* 0: libuv reports UV_ENOBUFS (the ring is full, cannot happen) */
-    return n > 0 ? p : NULL;
+    *len = 0;
+    if (!tc->ibuf && !(tc->ibuf = malloc(IBUF_SIZE)))
+        return NULL;   /* libuv reports UV_ENOBUFS: the stream fails with WEFT_ENOMEM */
+    if (tc->got_close_notify || tc->failed) {
+        tc->istart = tc->iend = 0;   /* nothing will decode what follows: drop it */
+    } else if (tc->istart) {         /* OpenSSL left bytes behind (it takes what fits its buffer) */
+        memmove(tc->ibuf, tc->ibuf + tc->istart, tc->iend - tc->istart);
+        tc->iend -= tc->istart;
+        tc->istart = 0;
+    }
+    *len = IBUF_SIZE - tc->iend;   /* never 0: pump leaves the buffer empty while it decodes */
+    return tc->ibuf + tc->iend;
 }
 
 static void x_input(void *x, const char *data, size_t n)
 {
     tconn_t *tc = x;
-    char *p;
-    (void)data;   /* libuv read into the ring at x_rbuf's pointer: commit it */
-    BIO_nwrite(tc->net, &p, (int)n);
+    (void)data;   /* libuv read into the buffer at x_rbuf's pointer */
+    tc->iend += n;
     pump(tc);
 }
 
@@ -572,44 +676,9 @@ static int x_input_end(void *x, int status)
     return status;
 }
 
-/* The records of one large write, gathered for one socket write (x_write). */
-typedef struct stage {
-    char *buf;
-    size_t len, cap;
-} stage_t;
-
-static int stage_send(tconn_t *tc, stage_t *st)
-{
-    int rc = st->len && tc->c ? weft__conn_send(tc->c, st->buf, st->len) : 0;
-    st->len = 0;
-    return rc;
-}
-
-/* Move what OpenSSL wrote into @st's buffer, sending the buffer whenever it is full. */
-static int stage_out(tconn_t *tc, stage_t *st)
-{
-    for (;;) {
-        char *p;
-        int n = BIO_nread0(tc->net, &p);
-        if (n <= 0)
-            return 0;
-        size_t k = (size_t)n < st->cap - st->len ? (size_t)n : st->cap - st->len;
-        memcpy(st->buf + st->len, p, k);
-        st->len += k;
-        BIO_nread(tc->net, &p, (int)k);
-        if (st->len == st->cap) {
-            int rc = stage_send(tc, st);
-            if (rc < 0)
-                return rc;
-        }
-    }
-}
-
-/* A write of more than one record (16 KiB): its records are encrypted one
- * after the other into a buffer of up to STAGE_MAX, which goes to the socket
- * in one piece, instead of one socket write per record. Smaller writes take
- * the path without the copy: one record, sent straight from the pair. */
-#define RECORD_MAX 16384
+/* A write of more than one record (16 KiB): its records gather in the
+ * output buffer and go to the socket in pieces of about STAGE_MAX, instead of
+ * one socket write per record. */
 #define STAGE_MAX ((size_t)256 * 1024)
 
 static int x_write(void *x, const char *data, size_t n)
@@ -622,14 +691,6 @@ static int x_write(void *x, const char *data, size_t n)
     if (tc->sent_close_notify)
         return UV_EPIPE;
     clear_errors();
-    stage_t st = { 0 };
-    if (n > RECORD_MAX) {
-        /* room for the records of up to STAGE_MAX bytes: 16 KiB of data takes at most 16 KiB + 256 */
-        size_t want = n + (n / RECORD_MAX + 1) * 256;
-        st.cap = want < STAGE_MAX ? want : STAGE_MAX;
-        if (!(st.buf = malloc(st.cap)))
-            st.cap = 0;   /* no memory for it: one socket write per record, as for small writes */
-    }
     int rc = 0;
     while (n) {
         size_t w = 0;
@@ -637,25 +698,16 @@ static int x_write(void *x, const char *data, size_t n)
         if (r == 1) {
             data += w;
             n -= w;
-            if ((rc = st.buf ? stage_out(tc, &st) : flush_out(tc)) < 0)
+            if (tc->olen >= STAGE_MAX && (rc = flush_out(tc)) < 0)
                 break;
             continue;
         }
-        int e = SSL_get_error(tc->ssl, r);
-        if (e == SSL_ERROR_WANT_WRITE && BIO_ctrl_pending(tc->net) > 0) {
-            if ((rc = st.buf ? stage_out(tc, &st) : flush_out(tc)) < 0)
-                break;
-            continue;
-        }
-        int code = classify(tc);
-        stage_send(tc, &st);   /* the records before the failure, then the alert */
-        tc_fail(tc, code);
-        rc = tc->err;
-        break;
+        /* the BIO takes every byte, so no WANT_WRITE: a failure */
+        tc_fail(tc, classify(tc));   /* sends the records before the failure, then the alert */
+        return tc->err;
     }
     if (rc == 0)
-        rc = stage_send(tc, &st);
-    free(st.buf);
+        rc = flush_out(tc);
     return rc;
 }
 
@@ -806,11 +858,14 @@ int weft__tls_attach(struct conn *c, const weft_stream_opts_t *o, const char *ho
     tc->hs_timeout = timeout_of(o->tls_handshake_timeout, HS_TIMEOUT_DEFAULT);
     tc->sd_timeout = timeout_of(o->tls_shutdown_timeout, SD_TIMEOUT_DEFAULT);
     ERR_clear_error();
-    BIO *inner = NULL;
+    BIO *bio = NULL;
+    BIO_METHOD *meth = bio_method();
     tc->ssl = SSL_new(tls->ctx);
-    if (!tc->ssl || BIO_new_bio_pair(&inner, PAIR_BUF, &tc->net, PAIR_BUF) != 1)
+    if (!tc->ssl || !meth || !(bio = BIO_new(meth)))
         goto nomem;
-    SSL_set_bio(tc->ssl, inner, inner);
+    BIO_set_data(bio, tc);
+    BIO_set_init(bio, 1);
+    SSL_set_bio(tc->ssl, bio, bio);   /* the SSL object owns it */
     SSL_set_app_data(tc->ssl, tc);
     if (tls->server) {
         SSL_set_accept_state(tc->ssl);
@@ -893,16 +948,18 @@ int weft_start_tls(weft_reader_t *reader, weft_writer_t *writer, weft_tls_t *tls
     tconn_t *tc = weft__conn_xport(c, &tls_ops);
     if (nearly) {   /* the peer's first TLS bytes came with the plain data */
         size_t off = 0;
-        while (off < nearly) {
-            char *p;
-            int room = BIO_nwrite0(tc->net, &p);
-            if (room <= 0)
-                break;
-            size_t k = nearly - off < (size_t)room ? nearly - off : (size_t)room;
+        while (off < nearly && !tc->failed) {
+            size_t room;
+            char *p = x_rbuf(tc, &room);
+            if (!p) {
+                free(early);
+                weft__conn_fail(c, WEFT_ENOMEM);
+                return WEFT_ENOMEM;
+            }
+            size_t k = nearly - off < room ? nearly - off : room;
             memcpy(p, early + off, k);
-            BIO_nwrite(tc->net, &p, (int)k);
             off += k;
-            pump(tc);
+            x_input(tc, p, k);
         }
         free(early);
     }
