@@ -59,7 +59,8 @@ typedef struct weft__ready {
 #define WEFT__TICK_SHIFT 20          /* one tick = 2^20 ns, about 1 ms */
 #define WEFT__WHEEL_LEVELS 8         /* 8 x 6 bits of ticks: every uint64_t deadline */
 #define WEFT__WHEEL_SLOTS 64
-#define WEFT__IN_WHEEL 0x80000000u   /* heap_idx of a handle linked in the wheel */
+#define WEFT__WHEEL_CHAINS 4         /* lists per slot, walked side by side when the slot is due */
+#define WEFT__IN_WHEEL 0x80000000u   /* heap_idx of a handle linked in the wheel: | (level, slot, chain) */
 
 typedef struct weft__near {
     uint64_t when;
@@ -74,7 +75,7 @@ typedef struct weft__timers {
     uint64_t occupied[WEFT__WHEEL_LEVELS];
     uint64_t slot0_min[WEFT__WHEEL_SLOTS];   /* level 0: no later than the earliest deadline in the slot */
     uint32_t slot_n[WEFT__WHEEL_LEVELS][WEFT__WHEEL_SLOTS];
-    weft__handle_t *slot[WEFT__WHEEL_LEVELS][WEFT__WHEEL_SLOTS];
+    weft__handle_t *slot[WEFT__WHEEL_LEVELS][WEFT__WHEEL_SLOTS][WEFT__WHEEL_CHAINS];
 } weft__timers_t;
 
 /* Start the wheel at @now_ns if it holds no timer (its tick must not run ahead of the clock). */

@@ -11,25 +11,32 @@
  * highest bit where they differ) / 6. So every linked timer lies in a slot that
  * starts after `elapsed`, lower levels hold earlier timers than higher ones, and
  * the earliest non-empty slot is the lowest set bit of the lowest non-empty
- * level's occupancy word. Adding and cancelling are O(1) (an intrusive doubly
- * linked list per slot, through the handle's next/prev); nothing is compared or
- * moved for the timers of later ticks, which is most of them.
+ * level's occupancy word. Adding and cancelling are O(1): each slot is
+ * WEFT__WHEEL_CHAINS intrusive doubly linked lists (through the handle's
+ * next/prev), filled in turn; nothing is compared or moved for the timers of
+ * later ticks, which is most of them.
  *
- * When the clock enters a later tick, every slot that starts at or before it is
- * emptied: timers now due within the tick go to the near heap, the others are
- * linked again, one level lower (a timer is relinked at most once per level it
- * descends). The near heap holds only the timers of the current tick (and any
- * set for a deadline already past), so it stays small and cache resident; it
- * stores each deadline next to its handle pointer, so sifting reads no handle.
+ * When the near heap is empty and the clock has entered a later tick, the
+ * earliest slot that starts by then is emptied (its lists walked side by side,
+ * so the cold handles of a busy tick are loaded several at a time): its timers
+ * of that tick go to the near heap, the others are linked again, a level lower
+ * (a timer is relinked at most once per level it descends). One slot at a time,
+ * so after a long step the near heap still holds one tick's timers, not every
+ * due one. It holds only timers of ticks already reached (and any set for a
+ * deadline already past), so its top is the earliest timer of all; it stores
+ * each deadline next to its handle pointer, so sifting reads a handle only to
+ * break a tie.
  *
  * heap_idx in a handle says where it is: its index in the near heap, or
- * WEFT__IN_WHEEL | (level * 64 + slot), or UINT32_MAX when not scheduled.
- * One libuv timer per loop is armed for weft__timers_next() (loop.c). */
+ * WEFT__IN_WHEEL | ((level * 64 + slot) * WEFT__WHEEL_CHAINS + list), or
+ * UINT32_MAX when not scheduled. One libuv timer per loop is armed for
+ * weft__timers_next() (loop.c). */
 #include "core/loop.h"
 
 #define IN_WHEEL WEFT__IN_WHEEL
 #define SLOT_BITS 6
 #define NSLOTS WEFT__WHEEL_SLOTS
+#define CHAINS WEFT__WHEEL_CHAINS
 #define NEAR_KEEP 1024   /* entries a drained near heap may keep allocated */
 
 static inline uint64_t tick_of(uint64_t ns) { return ns >> WEFT__TICK_SHIFT; }
@@ -118,13 +125,14 @@ static inline uint64_t slot_start(const weft__timers_t *w, unsigned lv, unsigned
     return (w->elapsed & ~(((uint64_t)1 << hi) - 1)) | ((uint64_t)s << (lv * SLOT_BITS));
 }
 
-/* Link @h (tick @t > elapsed) into its slot. */
+/* Link @h (tick @t > elapsed) into its slot, on the slot's chains in turn. */
 static void wheel_link(weft__timers_t *w, weft__handle_t *h, uint64_t t)
 {
     unsigned msb = 63u - (unsigned)__builtin_clzll(t ^ w->elapsed);
     unsigned lv = msb / SLOT_BITS;
     unsigned s = (unsigned)(t >> (lv * SLOT_BITS)) & (NSLOTS - 1);
-    weft__handle_t **head = &w->slot[lv][s];
+    unsigned k = w->slot_n[lv][s] % CHAINS;
+    weft__handle_t **head = &w->slot[lv][s][k];
     uint64_t bit = (uint64_t)1 << s;
     if (lv == 0 && (!(w->occupied[0] & bit) || h->when < w->slot0_min[s]))
         w->slot0_min[s] = h->when;
@@ -135,16 +143,16 @@ static void wheel_link(weft__timers_t *w, weft__handle_t *h, uint64_t t)
     *head = h;
     w->occupied[lv] |= bit;
     w->slot_n[lv][s]++;
-    h->heap_idx = IN_WHEEL | (lv * NSLOTS + s);
+    h->heap_idx = IN_WHEEL | ((lv * NSLOTS + s) * CHAINS + k);
 }
 
 static void wheel_unlink(weft__timers_t *w, weft__handle_t *h)
 {
-    unsigned k = h->heap_idx & ~IN_WHEEL, lv = k / NSLOTS, s = k % NSLOTS;
+    unsigned x = h->heap_idx & ~IN_WHEEL, k = x % CHAINS, lv = x / CHAINS / NSLOTS, s = x / CHAINS % NSLOTS;
     if (h->prev)
         h->prev->next = h->next;
     else
-        w->slot[lv][s] = h->next;
+        w->slot[lv][s][k] = h->next;
     if (h->next)
         h->next->prev = h->prev;
     if (!--w->slot_n[lv][s])
@@ -181,23 +189,32 @@ static int advance_one(weft__timers_t *w, uint64_t nt)
         w->near = a;
         w->near_cap = cap;
     }
-    weft__handle_t *e = w->slot[lv][s];
-    w->slot[lv][s] = NULL;
+    weft__handle_t *e[CHAINS];
+    memcpy(e, w->slot[lv][s], sizeof e);
+    memset(w->slot[lv][s], 0, sizeof e);
     w->slot_n[lv][s] = 0;
     w->occupied[lv] &= ~((uint64_t)1 << s);
     w->elapsed = start;
-    while (e) {
-        weft__handle_t *next = e->next;
-        uint64_t t = tick_of(e->when);
-        e->next = e->prev = NULL;
-        if (t <= start) {   /* room reserved above */
-            uint32_t i = w->near_n++;
-            w->near[i] = (weft__near_t){ .when = e->when, .h = e };
-            near_up(w, i);
-        } else {
-            wheel_link(w, e, t);
+    /* the chains are walked side by side: their next handles are loaded
+     * together, not one cache miss after the other */
+    for (bool more = true; more;) {
+        more = false;
+        for (unsigned k = 0; k < CHAINS; k++) {
+            weft__handle_t *h = e[k];
+            if (!h)
+                continue;
+            e[k] = h->next;
+            more |= e[k] != NULL;
+            uint64_t t = tick_of(h->when);
+            h->next = h->prev = NULL;
+            if (t <= start) {   /* room reserved above */
+                uint32_t i = w->near_n++;
+                w->near[i] = (weft__near_t){ .when = h->when, .h = h };
+                near_up(w, i);
+            } else {
+                wheel_link(w, h, t);
+            }
         }
-        e = next;
     }
     return 1;
 }
@@ -284,15 +301,17 @@ void weft__timers_clear(weft__timers_t *w)
     w->near_n = 0;
     for (unsigned lv = 0; lv < WEFT__WHEEL_LEVELS; lv++) {
         for (unsigned s = 0; s < NSLOTS; s++) {
-            weft__handle_t *h = w->slot[lv][s];
-            while (h) {
-                weft__handle_t *next = h->next;
-                h->next = h->prev = NULL;
-                h->flags &= ~(uint32_t)WEFT__H_TIMER;
-                h->heap_idx = UINT32_MAX;
-                h = next;
+            for (unsigned k = 0; k < CHAINS; k++) {
+                weft__handle_t *h = w->slot[lv][s][k];
+                while (h) {
+                    weft__handle_t *next = h->next;
+                    h->next = h->prev = NULL;
+                    h->flags &= ~(uint32_t)WEFT__H_TIMER;
+                    h->heap_idx = UINT32_MAX;
+                    h = next;
+                }
+                w->slot[lv][s][k] = NULL;
             }
-            w->slot[lv][s] = NULL;
             w->slot_n[lv][s] = 0;
         }
         w->occupied[lv] = 0;
