@@ -236,6 +236,40 @@ static void test_near_heap(void)
     weft__timers_free(&w);
 }
 
+/* Without cancellations the next deadline reported is exact at every level:
+ * a loop sleeping for one long timer wakes once, at its deadline, not at the
+ * wheel's slot boundaries on the way (each extra wake-up costs idle CPU). */
+static void test_next_exact(void)
+{
+    static weft__timers_t w;
+    memset(&w, 0, sizeof w);
+    uint64_t now = 31415926535897ull;
+    weft__timers_reset(&w, now);
+    for (int round = 0; round < 200; round++) {
+        int n = 1 + (int)(rnd() % 20);
+        for (int i = 0; i < n; i++) {
+            mh[i].flags = 0;
+            mh[i].heap_idx = UINT32_MAX;
+            mh[i].when = pick_when(now);
+            mh[i].seq = mseq++;
+            if (!w.n)
+                weft__timers_reset(&w, now);
+            CHECK_EQ(weft__timers_add(&w, &mh[i]), 0);
+            mlive[i] = true;
+            CHECK_EQ(weft__timers_next(&w), mh[model_min()].when);
+        }
+        while (w.n) {
+            int m = model_min();
+            now = mh[m].when;   /* wake exactly when told to */
+            drain_and_check(&w, now);
+            if (w.n)
+                CHECK_EQ(weft__timers_next(&w), mh[model_min()].when);
+            wd_progress();
+        }
+    }
+    weft__timers_free(&w);
+}
+
 /* ---- through the loop -------------------------------------------------------- */
 
 #define CN 600
@@ -356,6 +390,7 @@ int main(int argc, char **argv)
     RUN(test_wheel_model);
     RUN(test_wheel_backlog);
     RUN(test_near_heap);
+    RUN(test_next_exact);
     RUN(test_loop_call_at_order);
     RUN(test_sleep_cancel_frees_timer);
     return 0;

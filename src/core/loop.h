@@ -73,7 +73,7 @@ typedef struct weft__timers {
     weft__near_t *near;            /* min-heap: the timers of ticks <= elapsed */
     uint64_t elapsed;              /* the tick reached */
     uint64_t occupied[WEFT__WHEEL_LEVELS];
-    uint64_t slot0_min[WEFT__WHEEL_SLOTS];   /* level 0: no later than the earliest deadline in the slot */
+    uint64_t slot_min[WEFT__WHEEL_LEVELS][WEFT__WHEEL_SLOTS];   /* no later than the slot's earliest deadline */
     uint32_t slot_n[WEFT__WHEEL_LEVELS][WEFT__WHEEL_SLOTS];
     weft__handle_t *slot[WEFT__WHEEL_LEVELS][WEFT__WHEEL_SLOTS][WEFT__WHEEL_CHAINS];
 } weft__timers_t;
@@ -87,8 +87,9 @@ void weft__timers_remove(weft__timers_t *w, weft__handle_t *h);
 /* The earliest timer with when <= @now_ns, taken out (flag cleared), or NULL.
  * Repeated calls return the due timers in (when, seq) order. */
 weft__handle_t *weft__timers_pop_due(weft__timers_t *w, uint64_t now_ns);
-/* A time (ns) no later than the earliest deadline held, UINT64_MAX if none: exact
- * for the tick reached, at most a tick early for level 0, a slot start above. */
+/* A time (ns) no later than the earliest deadline held, UINT64_MAX if none:
+ * exact unless the earliest timer of a slot was cancelled (then that one's
+ * deadline); after weft__timers_pop_due(now) returned NULL, later than now. */
 uint64_t weft__timers_next(const weft__timers_t *w);
 /* Forget every timer (flags cleared), keeping the memory; _free also frees it. */
 void weft__timers_clear(weft__timers_t *w);

@@ -134,8 +134,8 @@ static void wheel_link(weft__timers_t *w, weft__handle_t *h, uint64_t t)
     unsigned k = w->slot_n[lv][s] % CHAINS;
     weft__handle_t **head = &w->slot[lv][s][k];
     uint64_t bit = (uint64_t)1 << s;
-    if (lv == 0 && (!(w->occupied[0] & bit) || h->when < w->slot0_min[s]))
-        w->slot0_min[s] = h->when;
+    if (!(w->occupied[lv] & bit) || h->when < w->slot_min[lv][s])
+        w->slot_min[lv][s] = h->when;
     h->prev = NULL;
     h->next = *head;
     if (*head)
@@ -283,10 +283,10 @@ uint64_t weft__timers_next(const weft__timers_t *w)
     for (unsigned lv = 0; lv < WEFT__WHEEL_LEVELS; lv++) {
         if (!w->occupied[lv])
             continue;
-        unsigned s = (unsigned)__builtin_ctzll(w->occupied[lv]);
-        if (lv == 0)
-            return w->slot0_min[s];
-        return slot_start(w, lv, s) << WEFT__TICK_SHIFT;
+        /* the earliest timers are in the lowest level's first slot: its
+         * lowest deadline (exact, or earlier after a cancellation), so a
+         * sleeping loop wakes at the deadline, not at a slot boundary */
+        return w->slot_min[lv][(unsigned)__builtin_ctzll(w->occupied[lv])];
     }
     return UINT64_MAX;
 }
