@@ -1,4 +1,4 @@
-/* The event loop: weft's ready queue and timer heap on one libuv loop.
+/* The event loop: weft's ready queue and timers on one libuv loop.
  *
  * One iteration (run_once), like asyncio's _run_once:
  *   1. poll I/O: block in uv_run(UV_RUN_ONCE) when nothing is ready (the one
@@ -507,8 +507,8 @@ void weft__loop_arm_watch(weft_loop_t *l)
 
 static void arm_uv_timer(weft_loop_t *l)
 {
-    weft__handle_t *top = weft__heap_top(&l->timers);
-    if (!top) {
+    uint64_t when = weft__timers_next(&l->timers);
+    if (when == UINT64_MAX) {
         if (l->armed_ms != UINT64_MAX) {
             uv_timer_stop(&l->uvtimer);
             l->armed_ms = UINT64_MAX;
@@ -517,7 +517,7 @@ static void arm_uv_timer(weft_loop_t *l)
     }
     uv_update_time(&l->uv);
     uint64_t now = weft__now_ns();
-    uint64_t ms = top->when <= now ? 0 : (top->when - now + 999999) / 1000000;
+    uint64_t ms = when <= now ? 0 : (when - now + 999999) / 1000000;
     /* repeat every 1 ms: if libuv finds the timer due in its timers phase, just
      * before polling, a one-shot timer would be spent and the poll would block
      * with no timeout at all */
@@ -529,8 +529,7 @@ static bool has_work(weft_loop_t *l)
 {
     if (l->ready.count || !weft__inbox_empty(&l->inbox) || (ck_pr_load_uint(&l->flags) & WEFT__L_STOPPING))
         return true;
-    weft__handle_t *top = weft__heap_top(&l->timers);
-    return top && top->when <= weft__now_ns();   /* a deadline already passed: no blocking poll */
+    return l->timers.n && weft__timers_next(&l->timers) <= weft__now_ns();   /* a deadline already passed: no blocking poll */
 }
 
 static void run_once(weft_loop_t *l)
@@ -564,11 +563,8 @@ static void run_once(weft_loop_t *l)
     if (l->timers.n) {
         uint64_t now = weft__now_ns();
         weft__handle_t *h;
-        while ((h = weft__heap_top(&l->timers)) && h->when <= now) {
-            weft__heap_pop(&l->timers);
-            h->flags &= ~(uint32_t)WEFT__H_TIMER;
+        while ((h = weft__timers_pop_due(&l->timers, now)))
             weft__ready_push(l, h);
-        }
     }
     if (WEFT__UNLIKELY(l->watching) && l->ready.count)
         weft__rt_stop_watching(l);   /* a step may run for long: another loop watches meanwhile */
@@ -844,16 +840,11 @@ int weft_loop_close(weft_loop_t *loop)
         if (h->flags & WEFT__H_POOLED)
             handle_recycle(loop, h);
     }
-    for (uint32_t i = 0; i < loop->timers.n; i++) {
-        weft__handle_t *h = loop->timers.a[i];
-        h->flags &= ~(uint32_t)WEFT__H_TIMER;
-        h->heap_idx = UINT32_MAX;
-    }
-    loop->timers.n = 0;
+    weft__timers_clear(&loop->timers);
     /* tasks that never finished: destroyed pending, as asyncio does */
     while (loop->tasks)
         weft__task_abandon(loop->tasks);
-    weft__heap_free(&loop->timers);
+    weft__timers_free(&loop->timers);
     weft__signal_loop_closing(loop);   /* asyncio's close removes the signal handlers */
     uv_walk(&loop->uv, close_walk, NULL);
     while (uv_run(&loop->uv, UV_RUN_DEFAULT))

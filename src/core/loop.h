@@ -1,4 +1,4 @@
-/* The event loop's internals: handles, the ready queue, the timer heap, the
+/* The event loop's internals: handles, the ready queue, the timers, the
  * thread state, messages between threads, and struct weft_loop itself
  * (loop.c, timer.c). By design the loop knows tasks (it runs their steps), the
  * scheduler's hooks (a worker loop asks the runtime for work before it parks)
@@ -24,7 +24,7 @@ typedef void (*weft__dispatch_fn)(weft__handle_t *h);
 
 enum {
     WEFT__H_READY = 1,      /* linked in the ready queue */
-    WEFT__H_TIMER = 2,      /* in the timer heap */
+    WEFT__H_TIMER = 2,      /* in the loop's timers (wheel or near heap) */
     WEFT__H_CANCELLED = 4,  /* skip when its turn comes */
     WEFT__H_POOLED = 8,     /* a user handle from the loop's pool */
     WEFT__H_TIMER_USE = 16, /* a pooled handle scheduled as a timer (TimerHandle) */
@@ -37,7 +37,7 @@ struct weft__handle {
     uint64_t when;          /* timer deadline, loop ns */
     uint64_t seq;           /* in the heap: FIFO among equal deadlines; in the ready queue: the
                              * loop iteration that queued it */
-    uint32_t heap_idx;
+    uint32_t heap_idx;      /* timers: near-heap index or WEFT__IN_WHEEL | slot (timer.c) */
     uint32_t flags;
     uint64_t gen;           /* pooled handles: bumped on reuse */
     uint64_t cancel_bits;   /* pooled handles: bit (gen & 63) set if that use was cancelled */
@@ -54,16 +54,46 @@ typedef struct weft__ready {
     size_t count;
 } weft__ready_t;
 
-typedef struct weft__heap {
-    weft__handle_t **a;
-    uint32_t n, cap;
-} weft__heap_t;
+/* A loop's timers (timer.c): a timing wheel of 8 levels x 64 slots for later
+ * ticks, and a min-heap by (deadline, sequence) for the tick reached. */
+#define WEFT__TICK_SHIFT 20          /* one tick = 2^20 ns, about 1 ms */
+#define WEFT__WHEEL_LEVELS 8         /* 8 x 6 bits of ticks: every uint64_t deadline */
+#define WEFT__WHEEL_SLOTS 64
+#define WEFT__WHEEL_CHAINS 4         /* lists per slot, walked side by side when the slot is due */
+#define WEFT__IN_WHEEL 0x80000000u   /* heap_idx of a handle linked in the wheel: | (level, slot, chain) */
 
-int weft__heap_push(weft__heap_t *h, weft__handle_t *x);
-void weft__heap_remove(weft__heap_t *h, weft__handle_t *x);
-weft__handle_t *weft__heap_pop(weft__heap_t *h);
-static inline weft__handle_t *weft__heap_top(const weft__heap_t *h) { return h->n ? h->a[0] : NULL; }
-void weft__heap_free(weft__heap_t *h);
+typedef struct weft__near {
+    uint64_t when;
+    weft__handle_t *h;
+} weft__near_t;
+
+typedef struct weft__timers {
+    uint32_t n;                    /* timers held, near and wheel */
+    uint32_t near_n, near_cap;
+    weft__near_t *near;            /* min-heap: the timers of ticks <= elapsed */
+    uint64_t elapsed;              /* the tick reached */
+    uint64_t occupied[WEFT__WHEEL_LEVELS];
+    uint64_t slot_min[WEFT__WHEEL_LEVELS][WEFT__WHEEL_SLOTS];   /* no later than the slot's earliest deadline */
+    uint32_t slot_n[WEFT__WHEEL_LEVELS][WEFT__WHEEL_SLOTS];
+    weft__handle_t *slot[WEFT__WHEEL_LEVELS][WEFT__WHEEL_SLOTS][WEFT__WHEEL_CHAINS];
+} weft__timers_t;
+
+/* Start the wheel at @now_ns if it holds no timer (its tick must not run ahead of the clock). */
+void weft__timers_reset(weft__timers_t *w, uint64_t now_ns);
+/* Add @h, whose when and seq are set; sets WEFT__H_TIMER. 0 or WEFT_ENOMEM. */
+int weft__timers_add(weft__timers_t *w, weft__handle_t *h);
+/* Take @h out if it is in (WEFT__H_TIMER); O(1) in the wheel, O(log n) in the near heap. */
+void weft__timers_remove(weft__timers_t *w, weft__handle_t *h);
+/* The earliest timer with when <= @now_ns, taken out (flag cleared), or NULL.
+ * Repeated calls return the due timers in (when, seq) order. */
+weft__handle_t *weft__timers_pop_due(weft__timers_t *w, uint64_t now_ns);
+/* A time (ns) no later than the earliest deadline held, UINT64_MAX if none:
+ * exact unless the earliest timer of a slot was cancelled (then that one's
+ * deadline); after weft__timers_pop_due(now) returned NULL, later than now. */
+uint64_t weft__timers_next(const weft__timers_t *w);
+/* Forget every timer (flags cleared), keeping the memory; _free also frees it. */
+void weft__timers_clear(weft__timers_t *w);
+void weft__timers_free(weft__timers_t *w);
 
 /* ---- threads and loops (loop.c) -------------------------------------------- */
 typedef struct weft__thread {
@@ -125,7 +155,7 @@ struct weft_loop {
     ck_stack_t inbox;
     char pad_p1[64];
     weft__ready_t ready;
-    weft__heap_t timers;
+    weft__timers_t timers;
     uint64_t timer_seq;
     uint64_t armed_ms;             /* deadline the uv timer is armed for, UINT64_MAX = none */
     uint64_t since_poll;           /* handles run since the last I/O poll */

@@ -95,6 +95,18 @@ static weft__stack_class_t *class_for(weft__stack_pool_t *p, size_t size)
     return c;
 }
 
+/* Write the descriptor of the stack at @lo into the stack's top. */
+static weft__stack_t *stack_init(char *lo, size_t size, char *guard, size_t map_len)
+{
+    weft__stack_t *s = (weft__stack_t *)(void *)(lo + size - WEFT__STACK_HDR);
+    s->next = NULL;
+    s->lo = lo;
+    s->size = size;
+    s->guard = guard;
+    s->map_len = map_len;
+    return s;
+}
+
 static weft__stack_t *alloc_guarded(size_t size)
 {
     size_t pg = guard_len();
@@ -102,25 +114,15 @@ static weft__stack_t *alloc_guarded(size_t size)
         ck_pr_dec_int(&guarded_live);
         return NULL;
     }
-    weft__stack_t *s = malloc(sizeof *s);
-    if (!s)
-        goto fail;
     size_t len = size + pg;
     void *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
     if (m == MAP_FAILED)
-        goto fail_free;
+        goto fail;
     if (mprotect(m, pg, PROT_NONE) != 0) {
         munmap(m, len);
-        goto fail_free;
+        goto fail;
     }
-    s->next = NULL;
-    s->guard = m;
-    s->lo = (char *)m + pg;
-    s->size = size;
-    s->map_len = len;
-    return s;
-fail_free:
-    free(s);
+    return stack_init((char *)m + pg, size, m, len);
 fail:
     ck_pr_dec_int(&guarded_live);
     return NULL;
@@ -149,16 +151,8 @@ static weft__stack_t *alloc_slab(weft__stack_pool_t *p, weft__stack_class_t *c)
         c->slab_end = sl->base;
         c->slab_next = (char *)sl->base + sl->len;   /* carve from the top down */
     }
-    weft__stack_t *s = malloc(sizeof *s);
-    if (!s)
-        return NULL;
     c->slab_next -= c->size;
-    s->next = NULL;
-    s->guard = NULL;
-    s->lo = c->slab_next;
-    s->size = c->size;
-    s->map_len = 0;
-    return s;
+    return stack_init(c->slab_next, c->size, NULL, 0);
 }
 
 weft__stack_t *weft__stack_acquire(weft__stack_pool_t *p, size_t size)
@@ -170,15 +164,19 @@ weft__stack_t *weft__stack_acquire(weft__stack_pool_t *p, size_t size)
     if (c && c->free) {
         s = c->free;
         c->free = s->next;
+        /* the next stack handed out is the new head: start loading its top
+         * (descriptor and first frame) now, so a burst of new tasks overlaps
+         * those misses instead of taking them one after the other */
+        if (c->free)
+            __builtin_prefetch(c->free, 1);
         c->nfree--;
         if (c->nfree < c->min_free)
             c->min_free = c->nfree;
         p->live++;
         return s;
     }
-    if (c && c->clean) {
-        s = c->clean;
-        c->clean = s->next;
+    if (c && c->nclean) {
+        s = stack_init(c->clean[--c->nclean], c->size, NULL, 0);
         p->live++;
         return s;
     }
@@ -190,26 +188,39 @@ weft__stack_t *weft__stack_acquire(weft__stack_pool_t *p, size_t size)
     return s;
 }
 
+/* Unmap a guarded stack (its descriptor goes with it); a slab stack's memory
+ * is the slab's. */
 static void stack_free_mapping(weft__stack_t *s)
 {
     if (s->guard) {
-        munmap(s->guard, s->map_len);
+        char *guard = s->guard;
+        size_t len = s->map_len;
+        munmap(guard, len);
         ck_pr_dec_int(&guarded_live);
     }
-    free(s);
 }
 
 /* Give one idle stack's memory back: unmap a guarded one, or drop the pages
- * of a slab one and keep it on the clean list. */
-static void stack_give_back(weft__stack_class_t *c, weft__stack_t *s)
+ * of a slab one (its descriptor too: the clean list keeps its address).
+ * Returns false if the clean list cannot grow: the stack stays as it is. */
+static bool stack_give_back(weft__stack_class_t *c, weft__stack_t *s)
 {
     if (s->guard) {
         stack_free_mapping(s);
-        return;
+        return true;
     }
-    madvise(s->lo, s->size, MADV_DONTNEED);
-    s->next = c->clean;
-    c->clean = s;
+    if (c->nclean == c->clean_cap) {
+        size_t cap = c->clean_cap ? c->clean_cap * 2 : 256;
+        char **a = realloc(c->clean, cap * sizeof *a);
+        if (!a)
+            return false;
+        c->clean = a;
+        c->clean_cap = cap;
+    }
+    char *lo = s->lo;
+    madvise(lo, c->size, MADV_DONTNEED);
+    c->clean[c->nclean++] = lo;
+    return true;
 }
 
 void weft__stack_release(weft__stack_pool_t *p, weft__stack_t *s)
@@ -224,10 +235,8 @@ void weft__stack_release(weft__stack_pool_t *p, weft__stack_t *s)
         stack_free_mapping(s);   /* an unusual size: guarded or nothing */
         return;
     }
-    if (c->nfree >= WEFT__POOL_CAP) {
-        stack_give_back(c, s);
+    if (c->nfree >= WEFT__POOL_CAP && stack_give_back(c, s))
         return;
-    }
     s->next = c->free;
     c->free = s;
     c->nfree++;
@@ -240,9 +249,11 @@ void weft__stack_pool_trim(weft__stack_pool_t *p, size_t keep)
         size_t idle = c->min_free > keep ? c->min_free - keep : 0;
         while (idle-- && c->free) {
             weft__stack_t *s = c->free;
-            c->free = s->next;
+            weft__stack_t *next = s->next;
+            if (!stack_give_back(c, s))
+                break;
+            c->free = next;
             c->nfree--;
-            stack_give_back(c, s);
         }
         c->min_free = c->nfree;
     }
@@ -258,13 +269,9 @@ void weft__stack_pool_destroy(weft__stack_pool_t *p)
             s = n;
         }
         p->cls[i].free = NULL;
-        s = p->cls[i].clean;
-        while (s) {
-            weft__stack_t *n = s->next;
-            stack_free_mapping(s);
-            s = n;
-        }
+        free(p->cls[i].clean);   /* slab stacks only: their memory goes with the slabs */
         p->cls[i].clean = NULL;
+        p->cls[i].nclean = p->cls[i].clean_cap = 0;
     }
     weft__slab_t *sl = p->slabs;
     while (sl) {

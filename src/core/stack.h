@@ -6,22 +6,30 @@
 #include "base/base.h"
 
 /* ---- stacks (stack.c) ------------------------------------------------------- */
+/* A stack's descriptor lives in the top WEFT__STACK_HDR bytes of the stack
+ * itself, so taking a stack from the pool touches the line its first frame is
+ * written next to, and no separate allocation exists per stack. */
 typedef struct weft__stack {
     struct weft__stack *next;
-    char *lo;          /* lowest usable byte; the red zone starts here */
-    size_t size;       /* usable bytes */
-    char *guard;       /* guard page below lo, or NULL for a slab stack */
+    char *lo;          /* lowest byte; the red zone starts here */
+    size_t size;       /* bytes of the stack, descriptor included (the size asked for, page-rounded) */
+    char *guard;       /* guard region below lo, or NULL for a slab stack */
     size_t map_len;    /* length of the own mapping (guarded stacks) */
 } weft__stack_t;
 
+#define WEFT__STACK_HDR 64 /* top bytes holding the descriptor */
 #define WEFT__REDZONE 64 /* bytes at the bottom of every stack that must stay zero */
+
+/* Bytes from lo up to the descriptor: where frames may go. */
+static inline size_t weft__stack_usable(const weft__stack_t *s) { return s->size - WEFT__STACK_HDR; }
 
 typedef struct weft__stack_class {
     size_t size;
     weft__stack_t *free;   /* recently used: pages still mapped, reused without a system call */
     size_t nfree;
     size_t min_free;       /* lowest nfree since the last trim: stacks nobody needed meanwhile */
-    weft__stack_t *clean;  /* given back to the kernel (madvise): reused after a fault per page */
+    char **clean;          /* lo of slab stacks given back to the kernel (madvise): reused after a fault per page */
+    size_t nclean, clean_cap;
     char *slab_next;   /* carving position in the current slab (moves down) */
     char *slab_end;    /* lowest address of the current slab */
 } weft__stack_class_t;

@@ -508,7 +508,7 @@ static void task_resume(weft__task_t *t)
             task_retire(t);
             return;
         }
-        weft__coro_make(&t->coro, t->stack->lo, t->stack->size, task_entry, t);
+        weft__coro_make(&t->coro, t->stack->lo, weft__stack_usable(t->stack), task_entry, t);
     }
     weft__thread_t *ts = weft__thread();
     weft__coro_t *from = ts->coro;
