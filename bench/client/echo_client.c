@@ -268,10 +268,11 @@ static void seal(conn_t *c, const unsigned char *data, size_t len, unsigned char
     c->osent = 0;
 }
 
-/* Sends what is left of c->orec; returns 1 when it is all out. */
-static int send_rec(conn_t *c) {
-    while (c->osent < c->olen) {
-        ssize_t n = send(c->fd, c->orec + c->osent, c->olen - c->osent, MSG_NOSIGNAL);
+/* Sends @buf[*sent..len) on non-blocking @fd; returns 1 when it is all out,
+ * 0 when the socket is full (exits on an error). */
+static int send_rest(int fd, const unsigned char *buf, size_t len, size_t *sent) {
+    while (*sent < len) {
+        ssize_t n = send(fd, buf + *sent, len - *sent, MSG_NOSIGNAL);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -279,10 +280,13 @@ static int send_rec(conn_t *c) {
                 return 0;
             die(1, "send: %s", strerror(errno));
         }
-        c->osent += (size_t)n;
+        *sent += (size_t)n;
     }
     return 1;
 }
+
+/* Sends what is left of c->orec; returns 1 when it is all out. */
+static int send_rec(conn_t *c) { return send_rest(c->fd, c->orec, c->olen, &c->osent); }
 
 /* Opens the complete records in c->rec, appending application data to @out (room
  * for @room bytes: the server may not send more than was sent); returns the bytes appended. */
@@ -349,18 +353,7 @@ static int flush_out(conn_t *c) {
             return 0;
         die(1, "SSL_write failed (%d): %s", e, ERR_reason_error_string(ERR_get_error()));
     }
-    while (c->sent < msg_size) {
-        ssize_t n = send(c->fd, c->out + c->sent, msg_size - c->sent, MSG_NOSIGNAL);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK)
-                return 0;
-            die(1, "send: %s", strerror(errno));
-        }
-        c->sent += (size_t)n;
-    }
-    return 1;
+    return send_rest(c->fd, c->out, msg_size, &c->sent);
 }
 
 /* Reads what is there of the echo: bytes read, 0 if none now (exits on end or error). */
