@@ -516,6 +516,7 @@ static int steal(weft_loop_t *l)
                 weft_future_release(p);
                 continue;
             }
+            l->stats.stolen++;   /* counted at once: a test tells the rounds with a theft by it */
             if (queue_local(l, p, true) < 0) {
                 inject(rt, p);
                 break;
@@ -524,7 +525,6 @@ static int steal(weft_loop_t *l)
         }
         if (got) {
             l->stats.steals++;
-            l->stats.stolen += got;
             return (int)got;
         }
     }
