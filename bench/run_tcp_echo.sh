@@ -35,6 +35,8 @@ for f in "$server" "$client"; do
   fi
 done
 
+. "$(cd "$(dirname "$0")" && pwd -P)/server_steps.sh"
+
 tmp=$(mktemp -d /tmp/weft-tcp-echo.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 trap 'exit 130' INT TERM
@@ -47,13 +49,7 @@ run_once() {
   "$server" --workers "$w" --mode "$mode" > "$out" &
   srv_pid=$!
   trap 'kill "$srv_pid" 2>/dev/null || true' EXIT   # this subshell's own server, on any failure
-  port=
-  i=0
-  while [ -z "$port" ] && [ $i -lt 200 ]; do
-    port=$(sed -n 's/^PORT \([0-9][0-9]*\)$/\1/p' "$out")
-    [ -n "$port" ] || sleep 0.05
-    i=$((i + 1))
-  done
+  wait_port "$out"
   if [ -z "$port" ]; then
     echo "run_tcp_echo: the server printed no port" >&2
     exit 1
@@ -63,12 +59,7 @@ run_once() {
     exit 1
   fi
   # the server exits by itself once its connections are closed
-  i=0
-  while kill -0 "$srv_pid" 2>/dev/null && [ $i -lt 100 ]; do
-    sleep 0.1
-    i=$((i + 1))
-  done
-  if kill -0 "$srv_pid" 2>/dev/null; then
+  if ! wait_exit "$srv_pid"; then
     echo "run_tcp_echo: the server did not stop after its clients left" >&2
     kill "$srv_pid"
   fi

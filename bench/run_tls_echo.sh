@@ -40,6 +40,7 @@ peers=${PEERS-"go tokio uvloop asyncio"}
 format=${FORMAT:-table}
 has_peer() { case " $peers " in *" $1 "*) return 0 ;; esac; return 1; }
 here=$(cd "$(dirname "$0")" && pwd -P)
+. "$here/server_steps.sh"
 
 server=$build/bench/tcp_echo_server
 client=$build/bench/client/echo_client
@@ -108,13 +109,7 @@ run_once() {
   : > "$out"
   "$@" > "$out" &
   srv_pid=$!
-  port=
-  i=0
-  while [ -z "$port" ] && [ $i -lt 200 ]; do
-    port=$(sed -n 's/^PORT \([0-9][0-9]*\)$/\1/p' "$out")
-    [ -n "$port" ] || sleep 0.05
-    i=$((i + 1))
-  done
+  wait_port "$out"
   if [ -z "$port" ]; then
     echo "run_tls_echo: $* printed no port" >&2
     kill "$srv_pid" 2>/dev/null || true
@@ -129,12 +124,7 @@ run_once() {
     kill "$srv_pid" 2>/dev/null || true
     exit 1
   fi
-  i=0
-  while kill -0 "$srv_pid" 2>/dev/null && [ $i -lt 100 ]; do
-    sleep 0.1
-    i=$((i + 1))
-  done
-  kill "$srv_pid" 2>/dev/null || true
+  wait_exit "$srv_pid" || kill "$srv_pid" 2>/dev/null || true
   wait "$srv_pid" 2>/dev/null || true
   child_cpu c2
   # roundtrips N elapsed_s X req_per_s Y [handshake_s H] cpu_s C
