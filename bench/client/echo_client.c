@@ -356,17 +356,26 @@ static int flush_out(conn_t *c) {
     return send_rest(c->fd, c->out, msg_size, &c->sent);
 }
 
+/* Reads up to @len bytes from connection @idx's non-blocking @fd: the count,
+ * 0 if none now (exits on the server's close or an error). */
+static size_t recv_some(int fd, size_t idx, unsigned char *buf, size_t len) {
+    ssize_t r = recv(fd, buf, len, 0);
+    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return 0;
+    if (r < 0)
+        die(1, "recv: %s", strerror(errno));
+    if (r == 0)
+        die(1, "server closed connection %zu", idx);
+    return (size_t)r;
+}
+
 /* Reads what is there of the echo: bytes read, 0 if none now (exits on end or error). */
 static size_t read_some(conn_t *c, size_t idx) {
     if (c->rd.ctx) {
-        ssize_t r = recv(c->fd, c->rec + c->rlen, REC_MAX - c->rlen, 0);
-        if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        size_t r = recv_some(c->fd, idx, c->rec + c->rlen, REC_MAX - c->rlen);
+        if (!r)
             return 0;
-        if (r < 0)
-            die(1, "recv: %s", strerror(errno));
-        if (r == 0)
-            die(1, "server closed connection %zu", idx);
-        c->rlen += (size_t)r;
+        c->rlen += r;
         return open_recs(c, idx, c->in + c->got, msg_size - c->got);
     }
     if (c->ssl) {   /* everything OpenSSL can give: it may hold decrypted bytes the socket no longer signals */
@@ -386,14 +395,7 @@ static size_t read_some(conn_t *c, size_t idx) {
         }
         return total;
     }
-    ssize_t r = recv(c->fd, c->in + c->got, msg_size - c->got, 0);
-    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
-        return 0;
-    if (r < 0)
-        die(1, "recv: %s", strerror(errno));
-    if (r == 0)
-        die(1, "server closed connection %zu", idx);
-    return (size_t)r;
+    return recv_some(c->fd, idx, c->in + c->got, msg_size - c->got);
 }
 
 static void want(int ep, conn_t *c, size_t idx, uint32_t events) {
