@@ -4,6 +4,7 @@
  * tasks (weft_create_task) must keep asyncio's order. Every test is bounded by
  * a watchdog alarm. */
 #include "check.h"
+#include "stats_util.h"
 #include "weft.h"
 
 #include <pthread.h>
@@ -18,16 +19,7 @@
 
 static weft_runtime_t *g_rt;
 
-static uint64_t inline_joins(void)
-{
-    uint64_t n = 0;
-    for (int i = 0; i < weft_runtime_workers(g_rt); i++) {
-        weft_loop_stats_t s;
-        CHECK_EQ(weft_runtime_stats(g_rt, i, &s), 0);
-        n += s.inline_joins;
-    }
-    return n;
-}
+static uint64_t inline_joins(void) { return rt_stats_sum(g_rt, offsetof(weft_loop_stats_t, inline_joins)); }
 
 static int run(int workers, weft_coro_fn fn, void *arg, weft_value_t *out)
 {

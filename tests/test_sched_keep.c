@@ -8,6 +8,7 @@
  * a generous deadline that catches a hang, never a slow machine. */
 #include "base/base.h"   /* WEFT_ASAN, WEFT_TSAN */
 #include "check.h"
+#include "stats_util.h"
 #include "weft.h"
 
 #include <stdatomic.h>
@@ -291,16 +292,7 @@ static int ord_cb(void *arg)
 }
 
 /* Tasks moved by stealing so far, over all loops of g_rt. */
-static uint64_t total_stolen(void)
-{
-    uint64_t n = 0;
-    for (int i = 0; i < weft_runtime_workers(g_rt); i++) {
-        weft_loop_stats_t st;
-        CHECK_EQ(weft_runtime_stats(g_rt, i, &st), 0);
-        n += st.stolen;
-    }
-    return n;
-}
+static uint64_t total_stolen(void) { return rt_stats_sum(g_rt, offsetof(weft_loop_stats_t, stolen)); }
 
 static int joined_leaves_no_token(void *arg, weft_value_t *out)
 {
