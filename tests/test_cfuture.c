@@ -304,20 +304,28 @@ static int many_to_thread(void *arg, weft_value_t *out)
     return 0;
 }
 
-static int spawn_many_to_thread(void *arg, weft_value_t *out)
+/* Spawns @n tasks fn(i), i = 0 .. n-1, awaits them all (each must succeed)
+ * and returns the sum of their results. */
+static int64_t spawn_await_sum(weft_coro_fn fn, int n)
 {
-    (void)arg;
-    weft_task_t *t[8];
-    for (int i = 0; i < 8; i++)
-        CHECK_EQ(weft_spawn(&t[i], many_to_thread, NULL, NULL), 0);
+    weft_task_t *t[16];
+    CHECK(n <= 16);
+    for (int i = 0; i < n; i++)
+        CHECK_EQ(weft_spawn(&t[i], fn, (void *)(intptr_t)i, NULL), 0);
     int64_t s = 0;
-    for (int i = 0; i < 8; i++) {
+    for (int i = 0; i < n; i++) {
         weft_value_t v;
         CHECK_EQ(weft_await(t[i], &v), 0);
         s += v.i;
         weft_task_release(t[i]);
     }
-    out->i = s;
+    return s;
+}
+
+static int spawn_many_to_thread(void *arg, weft_value_t *out)
+{
+    (void)arg;
+    out->i = spawn_await_sum(many_to_thread, 8);
     return 0;
 }
 
@@ -371,17 +379,7 @@ static int meet_task(void *arg, weft_value_t *out)
 static int meet_all(void *arg, weft_value_t *out)
 {
     (void)arg;
-    weft_task_t *t[MEET];
-    for (int i = 0; i < MEET; i++)
-        CHECK_EQ(weft_spawn(&t[i], meet_task, (void *)(intptr_t)i, NULL), 0);
-    int64_t s = 0;
-    for (int i = 0; i < MEET; i++) {
-        weft_value_t v;
-        CHECK_EQ(weft_await(t[i], &v), 0);
-        s += v.i;
-        weft_task_release(t[i]);
-    }
-    out->i = s;
+    out->i = spawn_await_sum(meet_task, MEET);
     return 0;
 }
 
