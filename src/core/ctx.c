@@ -18,11 +18,18 @@ void weft__ctx_make(weft__ctx_t *c, void *stack_lo, size_t size, weft__ctx_entry
     top -= 16;                               /* a zero "return address" slot pair for unwinders */
     *(uint64_t *)top = 0;
     *(uint64_t *)(top + 8) = 0;
-    c->r[0] = (uint64_t)(uintptr_t)&weft__ctx_trampoline;
-    c->r[1] = (uint64_t)top;                 /* 16-byte aligned at the trampoline */
-    c->r[4] = (uint64_t)(uintptr_t)arg;      /* r12 */
-    c->r[5] = (uint64_t)(uintptr_t)entry;    /* r13 */
-    c->r[8] = (uint64_t)mxcsr | ((uint64_t)fpucw << 32);
+    /* the frame weft__ctx_switch pops (ctx_x86_64.S): its ret lands in the
+     * trampoline with rsp == top, 16-byte aligned */
+    uint64_t *f = (uint64_t *)(top - 64);
+    f[0] = (uint64_t)mxcsr | ((uint64_t)fpucw << 32);
+    f[1] = 0;                                /* r15 */
+    f[2] = 0;                                /* r14 */
+    f[3] = (uint64_t)(uintptr_t)entry;       /* r13 */
+    f[4] = (uint64_t)(uintptr_t)arg;         /* r12 */
+    f[5] = 0;                                /* rbx */
+    f[6] = 0;                                /* rbp: end of the frame chain */
+    f[7] = (uint64_t)(uintptr_t)&weft__ctx_trampoline;
+    c->sp = (uint64_t)(uintptr_t)f;
 #elif defined(__aarch64__)
     uint64_t fpcr;
     __asm__ volatile("mrs %0, fpcr" : "=r"(fpcr));

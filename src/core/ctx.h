@@ -1,7 +1,8 @@
 /* Internal: machine context switch for stackful coroutines.
  *
  * Three implementations, chosen at configure time (CMake option WEFT_CONTEXT):
- *   - ctx_x86_64.S   x86-64 System V: rip, rsp, rbx, rbp, r12-r15, MXCSR, x87 CW
+ *   - ctx_x86_64.S   x86-64 System V: rbx, rbp, r12-r15, MXCSR, x87 CW pushed on
+ *                    the suspended stack, rsp in the context
  *   - ctx_aarch64.S  AArch64 AAPCS64: x19-x30, sp, d8-d15, FPCR
  *   - ctx_ucontext.c portable fallback on <ucontext.h> (WEFT_CTX_UCONTEXT)
  *
@@ -22,10 +23,10 @@ typedef struct weft__ctx {
     ucontext_t uc;
 } weft__ctx_t;
 #elif defined(__x86_64__)
-/* layout used by ctx_x86_64.S: [0]=rip [1]=rsp [2]=rbx [3]=rbp [4..7]=r12..r15
- * [8]= low 32 bits MXCSR, next 16 bits x87 control word */
+/* ctx_x86_64.S: the saved stack pointer; the registers are on that stack
+ * (the frame's layout is described in ctx_x86_64.S) */
 typedef struct weft__ctx {
-    uint64_t r[9];
+    uint64_t sp;
 } weft__ctx_t;
 #elif defined(__aarch64__)
 /* layout used by ctx_aarch64.S: [0..9]=x19..x28 [10]=x29 [11]=x30 [12]=sp
@@ -46,9 +47,29 @@ static inline uintptr_t weft__ctx_sp(const weft__ctx_t *c)
     (void)c;
     return 0;
 #elif defined(__x86_64__)
-    return (uintptr_t)c->r[1];
+    return (uintptr_t)c->sp;
 #else
     return (uintptr_t)c->r[12];
+#endif
+}
+
+/* The resume address and frame pointer of a suspended context (a debugger's
+ * start for a frame-pointer walk); false where not known. */
+static inline int weft__ctx_pc_fp(const weft__ctx_t *c, uintptr_t *pc, uintptr_t *fp)
+{
+#if defined(WEFT_CTX_UCONTEXT)
+    (void)c;
+    *pc = *fp = 0;
+    return 0;
+#elif defined(__x86_64__)
+    const uint64_t *f = (const uint64_t *)(uintptr_t)c->sp;   /* frame layout: ctx_x86_64.S */
+    *pc = (uintptr_t)f[7];
+    *fp = (uintptr_t)f[6];
+    return 1;
+#else
+    *pc = (uintptr_t)c->r[11];
+    *fp = (uintptr_t)c->r[10];
+    return 1;
 #endif
 }
 

@@ -200,6 +200,7 @@ static inline void task_zero_fields(weft__task_t *t)
     t->wait_kind = WEFT__W_NONE;
     t->shutdown_cancel = 0;
     t->nswitch = 0;
+    t->slab_stack = 0;
     t->wait_open = 0;
     t->live = 0;
     t->joinable = 0;
@@ -461,6 +462,7 @@ static void task_unlive(weft__task_t *t)
         weft__coro_destroy(&t->coro);
         weft__stack_release(&l->stacks, t->stack);
         t->stack = NULL;
+        t->slab_stack = 0;
     }
     ck_pr_store_8(&t->live, 0);
 }
@@ -492,7 +494,7 @@ static void check_slab_stack(weft__task_t *t)
  * creator of an eager task), and come back here when it suspends or ends. */
 static void task_resume(weft__task_t *t)
 {
-    weft_loop_t *l = t->fut.loop;
+    weft_loop_t *l = t->step.loop;   /* = fut.loop, on the line a switch touches anyway */
     if (t->state == WEFT_TASK_NEW) {
         if (t->must_cancel) {   /* cancelled before it ever ran: the body never starts */
             t->must_cancel = 0;
@@ -508,6 +510,7 @@ static void task_resume(weft__task_t *t)
             task_retire(t);
             return;
         }
+        t->slab_stack = t->stack->guard == NULL;
         weft__coro_make(&t->coro, t->stack->lo, weft__stack_usable(t->stack), task_entry, t);
     }
     weft__thread_t *ts = weft__thread();
@@ -531,7 +534,7 @@ static void task_resume(weft__task_t *t)
     l->current = prev;
     if (WEFT__UNLIKELY(l->debug))
         weft__debug_step_end(l, t, t0);
-    if (t->stack && !t->stack->guard)
+    if (t->slab_stack)
         check_slab_stack(t);
     if (t->state == WEFT_TASK_DONE)
         task_retire(t);
@@ -591,7 +594,7 @@ void weft__task_wake_seq(weft__task_t *t, uint32_t seq, int status)
     t->wait_kind = WEFT__W_NONE;
     t->cancel_wait = NULL;
     t->wake_status = status;
-    weft__ready_push(t->fut.loop, &t->step);
+    weft__ready_push(t->step.loop, &t->step);
 }
 
 void weft__task_abandon(weft__task_t *t)
@@ -864,7 +867,7 @@ int weft_sleep(double delay)
     if (isnan(delay))
         return WEFT_EINVAL;
     if (delay <= 0) {   /* a bare yield: one trip through the ready queue */
-        weft__ready_push(t->fut.loop, &t->step);
+        weft__ready_push(t->step.loop, &t->step);
         return weft__task_suspend(t, WEFT__W_YIELD, NULL, NULL);
     }
     if (!t->timer_set) {   /* most tasks never sleep: their timer handle stays untouched */

@@ -27,20 +27,41 @@ typedef struct weft__task {
     /* (here, in the future's second cache line, which a task's life leaves
      * alone: a field written before it is read, and used rarely) */
     struct weft__task *bl_prev;     /* scheduler.c: backlog link */
+    /* ---- the switch lines: what every suspend and resume touches, packed
+     * into as few cache lines as the fields allow (a loop taking turns among
+     * a thousand tasks misses the cache on each of them). @step starts a
+     * line (the future and bl_prev fill two); its head (links, fn, flags)
+     * fills that line, its tail (loop, union) and the fields after it the
+     * next one; cancel_wait and wait_obj open a third, written at every
+     * suspension and read only by a cancel. step's fn, loop, heap_idx and
+     * flags are set at creation, coro at the first step, the rest zeroed at
+     * creation (task_zero_fields). ---- */
+    weft__handle_t step;            /* its slot in the ready queue (its tail, the handle's union, is unused) */
+    weft__coro_t coro;              /* made at the first step (a task run inline by its awaiter has none) */
+    weft__coro_t *back;             /* where to switch on suspend */
+    uint32_t wait_seq;              /* number of the current (or last) suspension: bumped by every one */
+    int wake_status;                /* set by whoever wakes a W_OTHER wait */
+    uint8_t state;                  /* weft_task_state_t */
+    uint8_t must_cancel;
+    uint8_t wait_kind;
+    uint8_t wait_open;              /* weft__task_begin_wait numbered the coming suspension */
+    uint8_t left;                   /* inline child: it switched away from its host's step at least once */
+    uint8_t nswitch;                /* switches since the last full red-zone check */
+    uint8_t slab_stack;             /* @stack has no guard region: check_slab_stack at each switch */
+    uint8_t shutdown_cancel;        /* cancelled by the runtime's shutdown */
+    weft__cancel_wait_fn cancel_wait;
+    void *wait_obj;
     /* ---- hot, zeroed at creation (task_zero_fields) ---- */
     weft__stack_t *stack;
-    weft__coro_t *back;             /* where to switch on suspend */
     /* Work-first join: a child run inline by the task awaiting it borrows
      * that task's stack. @host is the awaiting task while the child runs,
      * @on_stack the borrowed stack (the host's own or the one it borrows). */
     struct weft__task *host;
     weft__stack_t *on_stack;
-    weft__cancel_wait_fn cancel_wait;
-    void *wait_obj;
     struct weft__task *prev, *nextt; /* loop's list of live tasks */
     /* Queue state of a never-run task (scheduler.c). @held_by (atomic) is the
      * loop whose backlog or pinned token holds it, NULL in a ring, the
-     * injector or a message; the other fields (and bl_prev, below) belong to
+     * injector or a message; the other fields (and bl_prev, above) belong to
      * that loop's thread. @ring_of (atomic) is the loop whose ring (newq) it
      * was last pushed to, NULL if it went elsewhere since. */
     weft_loop_t *held_by;
@@ -48,21 +69,12 @@ typedef struct weft__task {
     weft__handle_t *token;
     unsigned int claim;             /* atomic: 0 queued, 1 started, 2 cancelled before start
                                      * (3 while the cancel stores its message) */
-    uint32_t wait_seq;              /* number of the current (or last) suspension: bumped by every one */
     int num_cancels;
-    uint8_t state;                  /* weft_task_state_t */
-    uint8_t must_cancel;
-    uint8_t wait_kind;
-    uint8_t shutdown_cancel;        /* cancelled by the runtime's shutdown */
-    uint8_t nswitch;                /* switches since the last full red-zone check */
-    uint8_t wait_open;              /* weft__task_begin_wait numbered the coming suspension */
     uint8_t live;                   /* atomic: linked into its loop, not yet retired (the loop holds a reference) */
     uint8_t joinable;               /* weft_spawn: its awaiter may run it inline (work-first join) */
-    uint8_t left;                   /* inline child: it switched away from its host's step at least once */
     uint8_t foreign_mem;            /* allocated by a plain thread: freed into the plain threads' cache */
     uint8_t in_backlog;             /* scheduler.c: linked in a loop's backlog */
     uint8_t timer_set;              /* @timer was initialised (by the first weft_sleep) */
-    int wake_status;                /* set by whoever wakes a W_OTHER wait */
     int err_code;                   /* last error with a message (err_msg) */
     /* ---- hot, set from the arguments at creation ---- */
     weft_coro_fn fn;
@@ -86,10 +98,6 @@ typedef struct weft__task {
      * prop_next are set whenever prop_id is) */
     uintptr_t prop_id;
     char *prop_msg;
-    /* ---- hot, written before they are read (step: fn, loop, heap_idx and
-     * flags set at creation) ---- */
-    weft__handle_t step;            /* its slot in the ready queue (its tail, the handle's union, is unused) */
-    weft__coro_t coro;              /* made at the first step (a task run inline by its awaiter has none) */
     /* ---- cold, written before they are read ---- */
     void *on_done_arg;
     struct weft__task *prop_parent;

@@ -86,11 +86,9 @@ static int suspended_frames(const weft__task_t *t, void **out, int max)
     if (!t->stack)
         return 0;
     uintptr_t lo = (uintptr_t)t->stack->lo, hi = lo + t->stack->size;
-#if defined(__x86_64__)
-    uintptr_t pc = (uintptr_t)t->coro.ctx.r[0], fp = (uintptr_t)t->coro.ctx.r[3];
-#else
-    uintptr_t pc = (uintptr_t)t->coro.ctx.r[11], fp = (uintptr_t)t->coro.ctx.r[10];
-#endif
+    uintptr_t pc, fp;
+    if (!weft__ctx_sp(&t->coro.ctx) || !weft__ctx_pc_fp(&t->coro.ctx, &pc, &fp))
+        return 0;
     int n = 0;
     out[n++] = (void *)pc;
     while (n < max && fp >= lo && fp + 16 <= hi && (fp & 7) == 0) {
