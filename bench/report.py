@@ -512,6 +512,17 @@ def markdown(res, workers):
             {k[2] for k in res.rows if k[:2] == ("tcp_echo", rt)})]
         if vals:
             extra.append(f"`tcp_echo` with {label}: {', '.join(vals)} req/s.")
+    # tls_echo's rounds run weft and weft-plain back to back: the ratio of each round's pair is steadier
+    # than the ratio of the medians when the shared machine's capacity drifts during the run
+    paired = []
+    for w in sorted({k[2] for k in res.rows if k[:2] == ("tls_echo", "weft")}):
+        t, p = res.rows.get(("tls_echo", "weft", w)), res.rows.get(("tls_echo", "weft-plain", w))
+        if t and p and len(t["reps"]) == len(p["reps"]) and all(p["reps"]):
+            rs = [a / b for a, b in zip(t["reps"], p["reps"])]
+            paired.append(f"w{w} {statistics.median(rs):.2f}x (rounds: {' '.join(f'{x:.2f}' for x in rs)})")
+    if paired:
+        extra.append("`tls_echo` weft with TLS ÷ weft without, paired by round (the two ran one after the other): "
+                     + ", ".join(paired) + ".")
     if extra:
         out.append("\n" + "\n".join(f"- {e}" for e in extra))
 
