@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Run every benchmark of bench/DEFINITIONS.md for weft and its peers (Tokio, Go, asyncio, uvloop), side by side.
 
-usage: python3 bench/report.py [--quick] [--workers 1,2,4,8] [--reps R] [--peer-reps R]
+usage: python3 bench/report.py [--quick] [--workers 1,2,4,8] [--rounds N] [--reps R] [--peer-reps R]
                                [--only a,b] [--no-build] [--no-plots] [--no-peers] [--no-native-peers]
                                [--build-dir DIR] [--out DIR]
 
@@ -11,10 +11,13 @@ usage: python3 bench/report.py [--quick] [--workers 1,2,4,8] [--reps R] [--peer-
     tcp_echo load client (bench/client/echo_client.c), the Go peer (bench/go, `go build`, offline)
     and the Tokio peer (bench/tokio, `cargo build --release --offline` against Debian's crates),
     and for tls_echo (not in --quick) the Tokio TLS peer (bench/tokio_tls, the same way);
- 2. for every worker count (default 1, 2, 4, 8; on a 2-core machine 4 and 8 oversubscribe the CPUs
-    on purpose), runs weft_bench with stealable tasks (runtime `weft`), then the Tokio and the Go
-    programs, one after the other, so that the three figures of a worker count are taken minutes
-    apart at most; then spawn_many + yield_many with loop-affine tasks (`weft-affine`);
+ 2. in each of N rounds (--rounds, default 3): for every worker count (default 1, 2, 4, 8; on a
+    2-core machine 4 and 8 oversubscribe the CPUs on purpose), runs weft_bench with stealable tasks
+    (runtime `weft`), then the Tokio and the Go programs, one after the other; then spawn_many +
+    yield_many with loop-affine tasks (`weft-affine`). A figure is the median over its runs in all
+    rounds: the shared machine's capacity drifts within minutes, and rounds spread each program's
+    runs over the whole phase, so a drift falls on all of them alike instead of on whichever ran
+    at the bad moment;
  3. runs the Python peers (bench/python/peers.py) for asyncio and uvloop with /usr/bin/python3;
  4. runs tcp_echo at every worker count: weft through bench/run_tcp_echo.sh, Tokio and Go as
     `--serve` servers driven by the same C client;
@@ -32,10 +35,11 @@ usage: python3 bench/report.py [--quick] [--workers 1,2,4,8] [--reps R] [--peer-
 
 Every ratio compares two figures of this one run; nothing is taken from elsewhere.
 
-Repetitions: to keep the whole run around 10 minutes on a 2-core machine, report.py asks for W=1
-warm-up + R=3 measured repetitions of weft, Tokio and Go (their programs' own default is 5) and
-W=1 + R=2 of the Python peers (peers.py's default is 3); the sizes are the definitions' own.
---reps / --peer-reps restore the full counts. rss_per_task and idle_cpu run once, in a fresh
+Repetitions: to keep the whole run around 10 minutes on a 2-core machine, report.py asks each
+run of weft, Tokio and Go for W=1 warm-up + R=1 measured repetition, in 3 rounds (3 measured
+repetitions per figure; their programs' own default is 5 in one run), and W=1 + R=2 of the Python
+peers (peers.py's default is 3); the sizes are the definitions' own. --rounds / --reps /
+--peer-reps change the counts. rss_per_task and idle_cpu run once, in a fresh
 process, for every runtime and worker count.
 
 --quick runs each benchmark once at 1/100 of the sizes: a smoke run, no meaningful timing.
@@ -252,15 +256,17 @@ class Results:
             if m:
                 reps[(m.group(1), m.group(2), int(m.group(3)))] = [float(x) for x in m.group(4).split()]
                 continue
+            # a later round of the same program adds to what the earlier ones found
             m = STATS.match(ln)
             if m:
-                self.stats[(m.group(1), m.group(2), int(m.group(3)))] = {
-                    k: int(v) for k, v in (kv.split("=") for kv in m.group(4).split())}
+                st = self.stats.setdefault((m.group(1), m.group(2), int(m.group(3))), {})
+                for k, v in (kv.split("=") for kv in m.group(4).split()):
+                    st[k] = st.get(k, 0) + int(v)   # summed over repetitions, like the program's own line
                 continue
             m = STEALS.match(ln)
             if m:
-                self.fib.setdefault((m.group(1), int(m.group(2))), {})[m.group(3)] = [
-                    int(x) for x in m.group(4).split()]
+                self.fib.setdefault((m.group(1), int(m.group(2))), {}).setdefault(m.group(3), []).extend(
+                    int(x) for x in m.group(4).split())
         n = 0
         for ln in out.splitlines():
             m = LINE.match(ln.strip())
@@ -268,8 +274,13 @@ class Results:
                 continue
             name, rt, w, val, unit = m.group(1), m.group(2), int(m.group(3)), float(m.group(4)), m.group(5)
             key = (name, rt, w)
-            self.rows[key] = {"benchmark": name, "runtime": rt, "workers": w, "median": val, "unit": unit,
-                              "reps": reps.get(key, [val]), "loadavg_1m": self.cur_load}
+            if key in self.rows:   # another round: the median of every repetition of every round
+                row = self.rows[key]
+                row["reps"] = row["reps"] + reps.get(key, [val])
+                row["median"] = statistics.median(row["reps"])
+            else:
+                self.rows[key] = {"benchmark": name, "runtime": rt, "workers": w, "median": val, "unit": unit,
+                                  "reps": reps.get(key, [val]), "loadavg_1m": self.cur_load}
             n += 1
         return n
 
@@ -754,8 +765,12 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="each benchmark once at small size")
     ap.add_argument("--workers", help="comma-separated worker counts for weft, Tokio and Go (default 1,2,4,8)")
-    ap.add_argument("--reps", type=int, default=3,
-                    help="weft, Tokio and Go measured repetitions (default 3 here, the programs' own default is 5)")
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="rounds of weft, Tokio and Go runs (default 3; --quick: 1): each round runs every program "
+                         "at every worker count once, so a drift of the shared machine's capacity falls on all alike")
+    ap.add_argument("--reps", type=int, default=1,
+                    help="weft, Tokio and Go measured repetitions per run (default 1 here, the programs' own default "
+                         "is 5); the median is over all rounds' repetitions")
     ap.add_argument("--warmup", type=int, help="weft warm-up repetitions (default 1)")
     ap.add_argument("--peer-reps", type=int, default=2,
                     help="asyncio/uvloop measured repetitions (default 2 here, peers.py's own default is 3)")
@@ -832,7 +847,8 @@ def main():
     machine = machine_info(build_dir, peer_python)
     machine["cpu_capacity_start"] = cpu_capacity(build_dir)
     _MACHINE.update(machine)
-    config = {"quick": args.quick, "workers": workers, "weft_reps": 1 if args.quick else args.reps,
+    rounds = 1 if args.quick else max(1, args.rounds)
+    config = {"quick": args.quick, "workers": workers, "rounds": rounds, "weft_reps": 1 if args.quick else args.reps,
               "weft_warmup": 0 if args.quick else (1 if args.warmup is None else args.warmup),
               "peer_reps": 1 if args.quick else args.peer_reps, "peer_warmup": 0 if args.quick else 1,
               "native_peer_reps": 1 if args.quick else args.reps, "only": args.only,
@@ -852,20 +868,22 @@ def main():
     native_only = only
     if args.only:
         native_only = ["--only", ",".join(n for n in args.only.split(",") if n not in ("tcp_echo", "tls_echo"))]
-    for w in workers:
-        if args.only and native_only[1] == "":
-            break   # tcp_echo / tls_echo only: they run below
-        ok &= run_step(res, f"weft-w{w}", [weft_bench, "--workers", w, *common, *native_only], tmo)
-        for rt, exe in natives.items():
-            ok &= run_step(res, f"{rt}-w{w}", [exe, "--workers", w, *common, *native_only], tmo)
-    # then loop-affine weft tasks (spawn_many, yield_many)
+    # and loop-affine weft tasks (spawn_many, yield_many) last; all of it `rounds` times over
     aff = AFFINE_BENCHES
     if args.only:
         aff = ",".join(n for n in args.only.split(",") if n in AFFINE_BENCHES.split(","))
-    if aff:
+    for r in range(rounds):
+        rtag = f"-r{r + 1}" if rounds > 1 else ""
         for w in workers:
-            ok &= run_step(res, f"weft-affine-w{w}",
-                           [weft_bench, "--workers", w, "--affine", "--only", aff, *common], tmo)
+            if args.only and native_only[1] == "":
+                break   # tcp_echo / tls_echo only: they run below
+            ok &= run_step(res, f"weft-w{w}{rtag}", [weft_bench, "--workers", w, *common, *native_only], tmo)
+            for rt, exe in natives.items():
+                ok &= run_step(res, f"{rt}-w{w}{rtag}", [exe, "--workers", w, *common, *native_only], tmo)
+        if aff:
+            for w in workers:
+                ok &= run_step(res, f"weft-affine-w{w}{rtag}",
+                               [weft_bench, "--workers", w, "--affine", "--only", aff, *common], tmo)
 
     # the peers
     peer_only = ",".join(n for n in args.only.split(",") if n != "tls_echo") if args.only else None
