@@ -35,8 +35,8 @@ usage: python3 bench/report.py [--quick] [--workers 1,2,4,8] [--rounds N] [--rep
 
 Every ratio compares two figures of this one run; nothing is taken from elsewhere.
 
-Repetitions: to keep the whole run around 10 minutes on a 2-core machine, report.py asks each
-run of weft, Tokio and Go for W=1 warm-up + R=1 measured repetition, in 3 rounds (3 measured
+Repetitions: to keep the whole run around 12 minutes on a 2-core machine, report.py asks each
+run of weft, Tokio and Go for W=1 warm-up + R=2 measured repetitions, in 3 rounds (6 measured
 repetitions per figure; their programs' own default is 5 in one run), and W=1 + R=2 of the Python
 peers (peers.py's default is 3); the sizes are the definitions' own. --rounds / --reps /
 --peer-reps change the counts. rss_per_task and idle_cpu run once, in a fresh
@@ -768,8 +768,8 @@ def main():
     ap.add_argument("--rounds", type=int, default=3,
                     help="rounds of weft, Tokio and Go runs (default 3; --quick: 1): each round runs every program "
                          "at every worker count once, so a drift of the shared machine's capacity falls on all alike")
-    ap.add_argument("--reps", type=int, default=1,
-                    help="weft, Tokio and Go measured repetitions per run (default 1 here, the programs' own default "
+    ap.add_argument("--reps", type=int, default=2,
+                    help="weft, Tokio and Go measured repetitions per run (default 2 here, the programs' own default "
                          "is 5); the median is over all rounds' repetitions")
     ap.add_argument("--warmup", type=int, help="weft warm-up repetitions (default 1)")
     ap.add_argument("--peer-reps", type=int, default=2,
