@@ -154,7 +154,8 @@ void weft_future_release(weft_future_t *f)
                      f->code, f->msg, f);
     if (f->value.dtor)
         f->value.dtor(f->value.p);
-    free(f->msg);
+    if (f->msg)   /* most futures end without a message: no call */
+        free(f->msg);
     if (!f->cb_inline)
         free(f->cbs);
     if (f->is_task)

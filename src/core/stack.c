@@ -155,26 +155,11 @@ static weft__stack_t *alloc_slab(weft__stack_pool_t *p, weft__stack_class_t *c)
     return stack_init(c->slab_next, c->size, NULL, 0);
 }
 
-weft__stack_t *weft__stack_acquire(weft__stack_pool_t *p, size_t size)
+/* No pooled stack of this size: a cleaned one, a new guarded one, or one
+ * carved from a slab. Out of line, so the pooled path needs no frame. */
+static WEFT__NOINLINE weft__stack_t *acquire_slow(weft__stack_pool_t *p, weft__stack_class_t *c, size_t size)
 {
-    size_t pg = weft__page_size();
-    size = (size + pg - 1) & ~(pg - 1);
-    weft__stack_class_t *c = class_for(p, size);
     weft__stack_t *s;
-    if (c && c->free) {
-        s = c->free;
-        c->free = s->next;
-        /* the next stack handed out is the new head: start loading its top
-         * (descriptor and first frame) now, so a burst of new tasks overlaps
-         * those misses instead of taking them one after the other */
-        if (c->free)
-            __builtin_prefetch(c->free, 1);
-        c->nfree--;
-        if (c->nfree < c->min_free)
-            c->min_free = c->nfree;
-        p->live++;
-        return s;
-    }
     if (c && c->nclean) {
         s = stack_init(c->clean[--c->nclean], c->size, NULL, 0);
         p->live++;
@@ -185,6 +170,27 @@ weft__stack_t *weft__stack_acquire(weft__stack_pool_t *p, size_t size)
         s = alloc_slab(p, c);
     if (s)
         p->live++;
+    return s;
+}
+
+weft__stack_t *weft__stack_acquire(weft__stack_pool_t *p, size_t size)
+{
+    size_t pg = weft__page_size();
+    size = (size + pg - 1) & ~(pg - 1);
+    weft__stack_class_t *c = class_for(p, size);
+    if (WEFT__UNLIKELY(!c || !c->free))
+        return acquire_slow(p, c, size);
+    weft__stack_t *s = c->free;
+    c->free = s->next;
+    /* the next stack handed out is the new head: start loading its top
+     * (descriptor and first frame) now, so a burst of new tasks overlaps
+     * those misses instead of taking them one after the other */
+    if (c->free)
+        __builtin_prefetch(c->free, 1);
+    c->nfree--;
+    if (c->nfree < c->min_free)
+        c->min_free = c->nfree;
+    p->live++;
     return s;
 }
 
@@ -223,6 +229,21 @@ static bool stack_give_back(weft__stack_class_t *c, weft__stack_t *s)
     return true;
 }
 
+/* A stack the pool does not keep as it is: of an unusual size (unmapped),
+ * or beyond the pool's cap (given back to the kernel where possible). */
+static WEFT__NOINLINE void release_slow(weft__stack_class_t *c, weft__stack_t *s)
+{
+    if (!c) {
+        stack_free_mapping(s);   /* an unusual size: guarded or nothing */
+        return;
+    }
+    if (stack_give_back(c, s))
+        return;
+    s->next = c->free;
+    c->free = s;
+    c->nfree++;
+}
+
 void weft__stack_release(weft__stack_pool_t *p, weft__stack_t *s)
 {
 #if defined(WEFT_ASAN)
@@ -231,12 +252,10 @@ void weft__stack_release(weft__stack_pool_t *p, weft__stack_t *s)
 #endif
     weft__stack_class_t *c = class_for(p, s->size);
     p->live--;
-    if (!c) {
-        stack_free_mapping(s);   /* an unusual size: guarded or nothing */
+    if (WEFT__UNLIKELY(!c || c->nfree >= WEFT__POOL_CAP)) {
+        release_slow(c, s);
         return;
     }
-    if (c->nfree >= WEFT__POOL_CAP && stack_give_back(c, s))
-        return;
     s->next = c->free;
     c->free = s;
     c->nfree++;

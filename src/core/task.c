@@ -61,9 +61,8 @@ static weft__task_t *foreign_pop(void)
 /* Task structs are recycled through the running loop's cache: no malloc/free
  * (and no heap trimming with its TLB shoot-downs) per task on the hot path.
  * @foreign: allocated by a plain thread (no loop runs here). */
-static weft__task_t *task_mem_alloc(bool *foreign)
+static weft__task_t *task_mem_alloc(weft_loop_t *cur, bool *foreign)
 {
-    weft_loop_t *cur = weft__thread()->running;
     *foreign = !cur;
     if (cur && cur->task_cache) {
         weft__task_t *t = cur->task_cache;
@@ -227,8 +226,9 @@ int weft__task_alloc(weft_loop_t *loop, weft_coro_fn fn, void *arg, const weft_t
     size_t ss = opts && opts->stack_size ? opts->stack_size : WEFT_DEFAULT_STACK_SIZE;
     if (ss < WEFT_MIN_STACK_SIZE || ss > ((size_t)1 << 30))
         return WEFT_EINVAL;
+    weft_loop_t *cur = weft__thread()->running;   /* the loop running here, if any */
     bool foreign;
-    weft__task_t *t = task_mem_alloc(&foreign);
+    weft__task_t *t = task_mem_alloc(cur, &foreign);
     if (!t)
         return WEFT_ENOMEM;
     /* the atomic increments (the name number here, the loop's reference
@@ -262,7 +262,7 @@ int weft__task_alloc(weft_loop_t *loop, weft_coro_fn fn, void *arg, const weft_t
     if (WEFT__UNLIKELY(loop->debug))
         t->site = weft__debug_site();
     if (loop->rt)
-        weft__rt_task_born(loop->rt);
+        weft__rt_task_born(loop->rt, cur);
     *out = t;
     return 0;
 }
@@ -415,7 +415,7 @@ static void task_done(weft__task_t *t, int state, int code, char *msg, weft_valu
     if (t->on_done)
         t->on_done(t, t->on_done_arg);
     if (l->rt)
-        weft__rt_task_gone(l->rt);
+        weft__rt_task_gone(l->rt, l);   /* (a task ends on its own loop's thread) */
 }
 
 static void task_finish(weft__task_t *t, int rc, weft_value_t res)
@@ -528,7 +528,8 @@ static void task_resume(weft__task_t *t)
         weft__debug_step_begin(l, t);
     }
     weft__coro_switch(from, &t->coro, false);
-    ts = weft__thread();
+    /* back on the same thread: whoever resumed @t (the scheduler, or the
+     * task creating an eager task) is pinned to it, so @ts is still ours */
     ts->coro = from;
     ts->task = prev;
     l->current = prev;
@@ -620,7 +621,7 @@ void weft__task_abandon(weft__task_t *t)
         t->fut.msg = weft__strdup("the loop was closed while the task was pending");
     t->fut.ncb = 0;
     if (l->rt)
-        weft__rt_task_gone(l->rt);
+        weft__rt_task_gone(l->rt, weft__thread()->running);
     task_retire(t);
 }
 

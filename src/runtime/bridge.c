@@ -296,7 +296,7 @@ int weft_run_coroutine_threadsafe(weft_runtime_t *rt, weft_loop_t *loop, weft_co
     if (rc < 0) {
         t->arg_dtor = NULL;   /* not submitted: the caller still owns arg */
         if (home->rt)
-            weft__rt_task_gone(home->rt);
+            weft__rt_task_gone(home->rt, weft__thread()->running);
         t->on_done = NULL;
         weft_future_release(&t->fut);
         cf->refs = 1;

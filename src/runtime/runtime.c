@@ -9,9 +9,8 @@
 /* Live-task accounting without a shared hot counter: each loop counts the
  * tasks it allocated (born) and finished (died) in its own counters; threads
  * outside the runtime use the runtime's. */
-void weft__rt_task_born(weft_runtime_t *rt)
+void weft__rt_task_born(weft_runtime_t *rt, weft_loop_t *cur)
 {
-    weft_loop_t *cur = weft__thread()->running;
     if (cur && cur->rt == rt)
         ck_pr_store_64(&cur->born, cur->born + 1);
     else
@@ -40,9 +39,8 @@ void weft__rt_wake_all(weft_runtime_t *rt)
         uv_async_send(&rt->loops[i]->wake);
 }
 
-void weft__rt_task_gone(weft_runtime_t *rt)
+void weft__rt_task_gone(weft_runtime_t *rt, weft_loop_t *cur)
 {
-    weft_loop_t *cur = weft__thread()->running;
     if (cur && cur->rt == rt)
         ck_pr_store_64(&cur->died, cur->died + 1);
     else

@@ -42,8 +42,10 @@ bool weft__sched_unqueue(weft_loop_t *l, struct weft__task *t);
 
 /* ---- the runtime's life cycle (runtime.c), called by the core ---- */
 /* Live-task accounting, so shutdown knows when the last task is gone. */
-void weft__rt_task_born(struct weft_runtime *rt);
-void weft__rt_task_gone(struct weft_runtime *rt);
+/* A task was allocated / ended on @cur, the loop running on the calling
+ * thread (weft__thread()->running; NULL on a plain thread). */
+void weft__rt_task_born(struct weft_runtime *rt, weft_loop_t *cur);
+void weft__rt_task_gone(struct weft_runtime *rt, weft_loop_t *cur);
 bool weft__rt_shutting(const struct weft_runtime *rt);
 /* After counting a submitted task: false once shutdown began (the caller
  * undoes the task and refuses with WEFT_ECLOSED). */

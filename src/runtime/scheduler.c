@@ -362,7 +362,7 @@ void weft__sched_start_posted(weft_loop_t *l, weft__task_t *t)
 {
     if (ck_pr_load_uint(&l->flags) & WEFT__L_CLOSED) {   /* never ran: drop the loop's reference */
         if (l->rt)
-            weft__rt_task_gone(l->rt);
+            weft__rt_task_gone(l->rt, weft__thread()->running);
         weft_future_release(&t->fut);
         return;
     }
@@ -411,7 +411,7 @@ int weft_spawn_on(weft_loop_t *loop, weft_task_t **out, weft_coro_fn fn, void *a
     if (rc < 0) {
         t->arg_dtor = NULL;   /* creation failed: the caller still owns arg */
         if (loop->rt)
-            weft__rt_task_gone(loop->rt);
+            weft__rt_task_gone(loop->rt, weft__thread()->running);
         weft_future_release(&t->fut);
         weft_future_release(&t->fut);
         return rc;
