@@ -78,6 +78,18 @@ static uint64_t pick_when(uint64_t now)
     }
 }
 
+/* Schedule model timer @i at @when; the handle may come from an earlier test,
+ * so it starts unscheduled. */
+static void model_add(weft__timers_t *w, int i, uint64_t when)
+{
+    mh[i].flags = 0;
+    mh[i].heap_idx = UINT32_MAX;
+    mh[i].when = when;
+    mh[i].seq = mseq++;
+    CHECK_EQ(weft__timers_add(w, &mh[i]), 0);
+    mlive[i] = true;
+}
+
 static void drain_and_check(weft__timers_t *w, uint64_t now)
 {
     weft__handle_t *h;
@@ -187,14 +199,8 @@ static void test_wheel_backlog(void)
     const uint64_t tick = (uint64_t)1 << WEFT__TICK_SHIFT;
     uint64_t now = 5 * tick + 12345;
     weft__timers_reset(&w, now);
-    for (int i = 0; i < MN; i++) {
-        mh[i].flags = 0;
-        mh[i].heap_idx = UINT32_MAX;
-        mh[i].when = now + (uint64_t)((i * 7919) % 300) * (tick / 3) + (uint64_t)(i % 5);
-        mh[i].seq = mseq++;
-        CHECK_EQ(weft__timers_add(&w, &mh[i]), 0);
-        mlive[i] = true;
-    }
+    for (int i = 0; i < MN; i++)
+        model_add(&w, i, now + (uint64_t)((i * 7919) % 300) * (tick / 3) + (uint64_t)(i % 5));
     for (int i = 0; i < MN; i += 3) {   /* a third cancelled before anything fires */
         weft__timers_remove(&w, &mh[i]);
         mlive[i] = false;
@@ -216,13 +222,8 @@ static void test_near_heap(void)
     weft__timers_reset(&w, now);
     for (int round = 0; round < 20; round++) {
         for (int i = 0; i < MN; i++) {
-            mh[i].flags = 0;
-            mh[i].heap_idx = UINT32_MAX;
-            mh[i].when = now - rnd() % 100000;
-            mh[i].seq = mseq++;
-            CHECK_EQ(weft__timers_add(&w, &mh[i]), 0);
+            model_add(&w, i, now - rnd() % 100000);
             CHECK(!(mh[i].heap_idx & WEFT__IN_WHEEL));
-            mlive[i] = true;
         }
         for (int k = 0; k < MN / 2; k++) {
             int i = (int)(rnd() % MN);
@@ -248,14 +249,9 @@ static void test_next_exact(void)
     for (int round = 0; round < 200; round++) {
         int n = 1 + (int)(rnd() % 20);
         for (int i = 0; i < n; i++) {
-            mh[i].flags = 0;
-            mh[i].heap_idx = UINT32_MAX;
-            mh[i].when = pick_when(now);
-            mh[i].seq = mseq++;
             if (!w.n)
                 weft__timers_reset(&w, now);
-            CHECK_EQ(weft__timers_add(&w, &mh[i]), 0);
-            mlive[i] = true;
+            model_add(&w, i, pick_when(now));
             CHECK_EQ(weft__timers_next(&w), mh[model_min()].when);
         }
         while (w.n) {

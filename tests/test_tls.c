@@ -1111,6 +1111,13 @@ static ssize_t raw_fill(struct raw *c)
     return n;
 }
 
+static void raw_close(struct raw *c)
+{
+    SSL_free(c->ssl);
+    SSL_CTX_free(c->ctx);
+    close(c->fd);
+}
+
 static void raw_records(struct raw *c, int count, size_t piece)
 {
     uint8_t m[64];
@@ -1182,9 +1189,7 @@ static int raw_client(void *arg, weft_value_t *out)
     }
     CHECK_EQ(got, c->sent);
     CHECK(notify);
-    SSL_free(c->ssl);
-    SSL_CTX_free(c->ctx);
-    close(c->fd);
+    raw_close(c);
     return 0;
 }
 
@@ -1350,9 +1355,7 @@ static int early_client(void *arg, weft_value_t *out)
     }
     CHECK(SSL_shutdown(c->ssl) >= 0);
     raw_flush(c, 0);
-    SSL_free(c->ssl);
-    SSL_CTX_free(c->ctx);
-    close(c->fd);
+    raw_close(c);
     return 0;
 }
 
