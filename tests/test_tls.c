@@ -1111,6 +1111,28 @@ static ssize_t raw_fill(struct raw *c)
     return n;
 }
 
+/* Connect to c->port and make a client SSL object over memory BIOs, its
+ * handshake not begun (the caller moves the bytes: raw_flush, raw_fill). */
+static void raw_open(struct raw *c, bool nodelay)
+{
+    c->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    CHECK(c->fd >= 0);
+    if (nodelay) {
+        int one = 1;
+        setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    }
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)c->port),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    CHECK_EQ(connect(c->fd, (struct sockaddr *)&a, sizeof a), 0);
+    CHECK((c->ctx = SSL_CTX_new(TLS_client_method())) != NULL);
+    SSL_CTX_set_verify(c->ctx, SSL_VERIFY_NONE, NULL);
+    CHECK((c->ssl = SSL_new(c->ctx)) != NULL);
+    c->rb = BIO_new(BIO_s_mem());
+    c->wb = BIO_new(BIO_s_mem());
+    SSL_set_bio(c->ssl, c->rb, c->wb);
+    SSL_set_connect_state(c->ssl);
+}
+
 static void raw_close(struct raw *c)
 {
     SSL_free(c->ssl);
@@ -1137,20 +1159,7 @@ static int raw_client(void *arg, weft_value_t *out)
 {
     (void)out;
     struct raw *c = arg;
-    c->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    CHECK(c->fd >= 0);
-    int one = 1;
-    setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)c->port),
-                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-    CHECK_EQ(connect(c->fd, (struct sockaddr *)&a, sizeof a), 0);
-    CHECK((c->ctx = SSL_CTX_new(TLS_client_method())) != NULL);
-    SSL_CTX_set_verify(c->ctx, SSL_VERIFY_NONE, NULL);
-    CHECK((c->ssl = SSL_new(c->ctx)) != NULL);
-    c->rb = BIO_new(BIO_s_mem());
-    c->wb = BIO_new(BIO_s_mem());
-    SSL_set_bio(c->ssl, c->rb, c->wb);
-    SSL_set_connect_state(c->ssl);
+    raw_open(c, true);
     int r;
     while ((r = SSL_do_handshake(c->ssl)) != 1) {
         CHECK_EQ(SSL_get_error(c->ssl, r), SSL_ERROR_WANT_READ);
@@ -1292,18 +1301,7 @@ static int early_client(void *arg, weft_value_t *out)
 {
     (void)out;
     struct raw *c = arg;
-    c->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    CHECK(c->fd >= 0);
-    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)c->port),
-                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-    CHECK_EQ(connect(c->fd, (struct sockaddr *)&a, sizeof a), 0);
-    CHECK((c->ctx = SSL_CTX_new(TLS_client_method())) != NULL);
-    SSL_CTX_set_verify(c->ctx, SSL_VERIFY_NONE, NULL);
-    CHECK((c->ssl = SSL_new(c->ctx)) != NULL);
-    c->rb = BIO_new(BIO_s_mem());
-    c->wb = BIO_new(BIO_s_mem());
-    SSL_set_bio(c->ssl, c->rb, c->wb);
-    SSL_set_connect_state(c->ssl);
+    raw_open(c, false);
     CHECK_EQ(SSL_get_error(c->ssl, SSL_do_handshake(c->ssl)), SSL_ERROR_WANT_READ);
     char first[4096];
     memcpy(first, "STARTTLS\n", 9);
