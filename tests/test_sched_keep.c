@@ -13,6 +13,7 @@
 
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -335,6 +336,64 @@ static void test_joined_child_leaves_no_token(void)
         CHECK_EQ(run(w, joined_leaves_no_token, NULL), 0);
 }
 
+/* ---- a busy loop takes its share of a burst ----------------------------------------- */
+
+/* A task stays on the loop that starts it. A loop that runs only its own
+ * long-lived tasks is never idle, so it steals nothing as an idle loop would:
+ * without the busy loops' balancing, a burst spawned by one loop stays
+ * where the first theft left it (at most half of one ring). */
+#define BURST 600
+#define BURST_SHARE 200   /* more than one theft can take, fewer than the ring holds */
+static atomic_int g_started_on[2];
+static atomic_int g_burst_stop;
+
+static int burst_member(void *arg, weft_value_t *out)
+{
+    (void)arg;
+    (void)out;
+    weft_loop_t *l = NULL;
+    CHECK_EQ(weft_get_running_loop(&l), 0);
+    int idx = weft_loop_index(l);
+    CHECK(idx == 0 || idx == 1);
+    atomic_fetch_add(&g_started_on[idx], 1);
+    while (!atomic_load(&g_burst_stop))
+        CHECK_EQ(weft_yield(), 0);
+    return 0;
+}
+
+/* Spawns the burst, then keeps its own loop busy (never yielding) until the
+ * other loop has started BURST_SHARE of it: the other loop is busy running
+ * the members it took first, so only balancing moves the rest. */
+static int burst_spawner(void *arg, weft_value_t *out)
+{
+    (void)arg;
+    (void)out;
+    weft_loop_t *me = NULL;
+    CHECK_EQ(weft_get_running_loop(&me), 0);
+    int other = 1 - weft_loop_index(me);
+    atomic_store(&g_started_on[0], 0);
+    atomic_store(&g_started_on[1], 0);
+    atomic_store(&g_burst_stop, 0);
+    weft_task_t **ts = calloc(BURST, sizeof *ts);
+    CHECK(ts != NULL);
+    for (int i = 0; i < BURST; i++)
+        CHECK_EQ(weft_spawn(&ts[i], burst_member, NULL, NULL), 0);
+    CHECK(spin_until(&g_started_on[other], BURST_SHARE));   /* a hang here: no balancing */
+    atomic_store(&g_burst_stop, 1);
+    for (int i = 0; i < BURST; i++) {
+        CHECK_EQ(weft_await(ts[i], NULL), 0);
+        weft_task_release(ts[i]);
+    }
+    free(ts);
+    CHECK_EQ(atomic_load(&g_started_on[0]) + atomic_load(&g_started_on[1]), BURST);
+    return 0;
+}
+
+static void test_busy_loop_takes_share(void)
+{
+    CHECK_EQ(run(2, burst_spawner, NULL), 0);
+}
+
 int main(int argc, char **argv)
 {
     alarm(280 * SCALE);   /* watchdog: a hang fails the test */
@@ -343,5 +402,6 @@ int main(int argc, char **argv)
     RUN(test_bursts_no_lost_wakeup);
     RUN(test_affine_order_unchanged);
     RUN(test_joined_child_leaves_no_token);
+    RUN(test_busy_loop_takes_share);
     return 0;
 }

@@ -557,6 +557,8 @@ static void run_once(weft_loop_t *l)
     } else if (l->since_poll >= WEFT__POLL_INTERVAL) {
         uv_run(&l->uv, UV_RUN_NOWAIT);
         l->since_poll = 0;
+        if (l->rt)
+            weft__rt_balance(l);
     }
     if (!weft__inbox_empty(&l->inbox))
         drain_inbox(l);

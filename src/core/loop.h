@@ -168,7 +168,7 @@ struct weft_loop {
     void **hchunks;
     size_t nhchunks;
     struct weft__task *tasks;           /* live (not done) tasks */
-    size_t ntasks;
+    unsigned int ntasks;                /* their number (owner stores atomically, thieves read) */
     struct weft__task *current;
     weft__stack_pool_t stacks;
     uint64_t last_trim;
@@ -190,6 +190,7 @@ struct weft_loop {
     ck_ring_buffer_t *newq_buf;
     unsigned int seq;               /* atomic: ready-queue snapshots taken (owner stores, thieves read) */
     struct weft__task *backlog, *backlog_tail;   /* never-run tasks beyond newq (owner only) */
+    unsigned int nbacklog;          /* their number (owner stores atomically, thieves read) */
     unsigned int newq_dead;         /* entries of newq whose tasks were joined inline, about (owner only) */
     weft_loop_stats_t stats;
     /* written by thieves, away from the owner's hot fields: the owner's seq

@@ -155,7 +155,7 @@ static void link_task(weft_loop_t *l, weft__task_t *t)
     if (l->tasks)
         l->tasks->prev = t;
     l->tasks = t;
-    l->ntasks++;
+    ck_pr_store_uint(&l->ntasks, l->ntasks + 1);   /* thieves weigh loops by it */
 }
 
 static void unlink_task(weft_loop_t *l, weft__task_t *t)
@@ -167,7 +167,7 @@ static void unlink_task(weft_loop_t *l, weft__task_t *t)
     if (t->nextt)
         t->nextt->prev = t->prev;
     t->prev = t->nextt = NULL;
-    l->ntasks--;
+    ck_pr_store_uint(&l->ntasks, l->ntasks - 1);
 }
 
 void weft__task_set_error(weft__task_t *t, int code, char *msg)

@@ -360,7 +360,7 @@ int weft_loop_dump_tasks(weft_loop_t *loop, FILE *fp)
     if (!weft__loop_on_thread(loop))
         return WEFT_EWRONGLOOP;
     int n = 0;
-    fprintf(fp, "weft: loop %d: %zu task(s)\n", loop->widx, loop->ntasks);
+    fprintf(fp, "weft: loop %d: %u task(s)\n", loop->widx, loop->ntasks);
     for (weft__task_t *t = loop->tasks; t; t = t->nextt, n++) {
         char buf[4096];
         snprintf(buf, sizeof buf, "  task '%s' (loop %d): %s", weft_task_get_name(&t->fut), loop->widx,

@@ -8,6 +8,8 @@
 #include "runtime/sched.h"
 
 #define WEFT__STEAL_MAX 128
+/* A busy loop balances only against a loop holding this many more tasks. */
+#define WEFT__BALANCE_SLACK 8u
 
 struct weft_runtime {
     int n;

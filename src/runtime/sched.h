@@ -22,6 +22,9 @@ void weft__rt_stop_searching(weft_loop_t *l);
 /* The watcher @l is about to run steps (one may be long): hand the watch to a
  * parked loop if never-run entries are still visible. */
 void weft__rt_stop_watching(weft_loop_t *l);
+/* A busy @l (every poll interval): take never-run tasks from a loop that
+ * holds clearly more tasks than @l, so started tasks end up spread out. */
+void weft__rt_balance(weft_loop_t *l);
 /* Take work from the injection queue now (fairness: every few dozen steps). */
 void weft__rt_poll_injector(weft_loop_t *l);
 /* Park @l in its blocking poll unless a last look (@has_work, the injector,

@@ -66,6 +66,7 @@ static void backlog_unlink(weft_loop_t *l, weft__task_t *b)
     b->step.next = NULL;
     b->bl_prev = NULL;
     b->in_backlog = 0;
+    ck_pr_store_uint(&l->nbacklog, l->nbacklog - 1);
     ck_pr_store_ptr(&b->held_by, NULL);
 }
 
@@ -87,6 +88,7 @@ static void backlog_push(weft_loop_t *l, weft__task_t *t)
         l->backlog = t;
     l->backlog_tail = t;
     t->in_backlog = 1;
+    ck_pr_store_uint(&l->nbacklog, l->nbacklog + 1);
     ck_pr_store_ptr(&t->held_by, l);
 }
 
@@ -158,6 +160,7 @@ static void backlog_refill(weft_loop_t *l)
             b->step.next = l->backlog ? &l->backlog->step : NULL;
             b->bl_prev = NULL;
             b->in_backlog = 1;
+            ck_pr_store_uint(&l->nbacklog, l->nbacklog + 1);
             ck_pr_store_ptr(&b->held_by, l);
             if (l->backlog)
                 l->backlog->bl_prev = b;
@@ -495,6 +498,29 @@ static unsigned int steal_quota(weft_loop_t *v, unsigned int sz)
     return want > WEFT__STEAL_MAX ? WEFT__STEAL_MAX : want;
 }
 
+/* Move up to @want never-run tasks from victim @v's ring to @l's queues. */
+static unsigned int steal_from(weft_loop_t *l, weft_loop_t *v, unsigned int want)
+{
+    unsigned int got = 0;
+    void *p;
+    while (got < want && ck_ring_trydequeue_spmc(&v->newq, v->newq_buf, &p)) {
+        WEFT__TSAN_ACQUIRE(p);
+        if (ck_pr_load_uint(&((weft__task_t *)p)->claim) == 1) {   /* its awaiter ran it inline */
+            weft_future_release(p);
+            continue;
+        }
+        l->stats.stolen++;   /* counted at once: a test tells the rounds with a theft by it */
+        if (queue_local(l, p, true) < 0) {
+            inject(l->rt, p);
+            break;
+        }
+        got++;
+    }
+    if (got)
+        l->stats.steals++;
+    return got;
+}
+
 static int steal(weft_loop_t *l)
 {
     weft_runtime_t *rt = l->rt;
@@ -507,28 +533,47 @@ static int steal(weft_loop_t *l)
         unsigned int sz = ck_ring_size(&v->newq);
         if (!sz)
             continue;
-        unsigned int want = steal_quota(v, sz);
-        unsigned int got = 0;
-        void *p;
-        while (got < want && ck_ring_trydequeue_spmc(&v->newq, v->newq_buf, &p)) {
-            WEFT__TSAN_ACQUIRE(p);
-            if (ck_pr_load_uint(&((weft__task_t *)p)->claim) == 1) {   /* its awaiter ran it inline */
-                weft_future_release(p);
-                continue;
-            }
-            l->stats.stolen++;   /* counted at once: a test tells the rounds with a theft by it */
-            if (queue_local(l, p, true) < 0) {
-                inject(rt, p);
-                break;
-            }
-            got++;
-        }
-        if (got) {
-            l->stats.steals++;
+        unsigned int got = steal_from(l, v, steal_quota(v, sz));
+        if (got)
             return (int)got;
-        }
     }
     return 0;
+}
+
+/* Tasks a loop holds: started and not done (pinned to it), plus never run. */
+static unsigned int loop_load(weft_loop_t *v, unsigned int ring)
+{
+    return ck_pr_load_uint(&v->ntasks) + ck_pr_load_uint(&v->nbacklog) + ring;
+}
+
+/* A busy loop evens out the never-run work of one random other loop. A task
+ * stays on the loop that starts it, so work spread by idle loops alone stays
+ * as lopsided as it was when the tasks started: a burst of spawns that one
+ * loop mostly started before the other woke (a thousand tasks that then
+ * yield for long) would keep one core busy and the other nearly idle. So
+ * every poll interval a busy loop compares its load with a victim's and
+ * takes never-run tasks while the victim holds clearly more, up to half the
+ * difference (never the entries thieves leave to a loop that moves on). */
+void weft__rt_balance(weft_loop_t *l)
+{
+    weft_runtime_t *rt = l->rt;
+    if (rt->n < 2)
+        return;
+    unsigned int k = xorshift(&l->rng) % (unsigned)(rt->n - 1);
+    weft_loop_t *v = rt->loops[k >= (unsigned)l->widx ? k + 1 : k];
+    unsigned int sz = ck_ring_size(&v->newq);
+    if (sz <= WEFT__KEEP)
+        return;
+    unsigned int theirs = loop_load(v, sz), mine = loop_load(l, ck_ring_size(&l->newq));
+    if (theirs <= mine + WEFT__BALANCE_SLACK)
+        return;
+    unsigned int want = (theirs - mine) / 2;
+    if (want > sz / 2)
+        want = sz / 2;
+    if (want > WEFT__STEAL_MAX)
+        want = WEFT__STEAL_MAX;
+    l->stats.steal_attempts++;
+    steal_from(l, v, want);
 }
 
 /* Entries a thief may take now, in the injector or some other loop's ring
