@@ -33,6 +33,10 @@
 #define WEFT__NOINLINE __attribute__((noinline))
 #define WEFT__LIKELY(x) __builtin_expect(!!(x), 1)
 #define WEFT__UNLIKELY(x) __builtin_expect(!!(x), 0)
+/* Start loading the cache line at @p, to read or to write; no effect on
+ * behaviour (an address that maps nothing is ignored). */
+#define WEFT__PREFETCH(p) __builtin_prefetch((const void *)(p))
+#define WEFT__PREFETCH_W(p) __builtin_prefetch((const void *)(p), 1)
 /* Hide a pointer's origin from the optimiser (keeps TLS addresses from being
  * cached across a coroutine switch). */
 #define WEFT__OPAQUE(p) __asm__ volatile("" : "+r"(p)::"memory")

@@ -186,7 +186,7 @@ weft__stack_t *weft__stack_acquire(weft__stack_pool_t *p, size_t size)
      * (descriptor and first frame) now, so a burst of new tasks overlaps
      * those misses instead of taking them one after the other */
     if (c->free)
-        __builtin_prefetch(c->free, 1);
+        WEFT__PREFETCH_W(c->free);
     c->nfree--;
     if (c->nfree < c->min_free)
         c->min_free = c->nfree;

@@ -54,7 +54,7 @@ static weft__task_t *foreign_pop(void)
      * writing now, while this submission goes on */
     if (next)
         for (size_t off = 0; off < sizeof *t; off += 64)
-            __builtin_prefetch((char *)next + off, 1, 3);
+            WEFT__PREFETCH_W((char *)next + off);
     return t;
 }
 
@@ -490,6 +490,29 @@ static void check_slab_stack(weft__task_t *t)
         weft__stack_overflow(weft_task_get_name(&t->fut), t->stack->size);
 }
 
+/* A loop taking turns among many tasks switches to a stack it has not
+ * touched since that task's last turn: its top is a cache (and often TLB)
+ * miss that stalls the switch. When the next ready handle is a task's step,
+ * start loading that task's saved frame now, while this step runs. */
+static inline void prefetch_next(weft_loop_t *l)
+{
+    weft__handle_t *n = l->ready.head;
+    if (!n)
+        return;
+    size_t off;   /* where the handle sits in its task */
+    if (n->fn == task_step_dispatch)
+        off = offsetof(weft__task_t, step);
+    else if (n->fn == task_timer_dispatch)   /* a sleep that ends */
+        off = offsetof(weft__task_t, timer);
+    else
+        return;
+    const weft__task_t *nt = (const weft__task_t *)((uintptr_t)n - off);
+    WEFT__PREFETCH(weft__ctx_sp(&nt->coro.ctx));
+    weft__handle_t *n2 = n->next;
+    if (n2)   /* the context word of the one after, if it is a task's step too */
+        WEFT__PREFETCH((uintptr_t)n2 + (offsetof(weft__task_t, coro) - offsetof(weft__task_t, step)));
+}
+
 /* Run one step of @t from whatever is running now (the scheduler, or the
  * creator of an eager task), and come back here when it suspends or ends. */
 static void task_resume(weft__task_t *t)
@@ -516,6 +539,7 @@ static void task_resume(weft__task_t *t)
     weft__thread_t *ts = weft__thread();
     weft__coro_t *from = ts->coro;
     weft__task_t *prev = ts->task;
+    prefetch_next(l);
     t->back = from;
     t->state = WEFT_TASK_RUNNING;
     l->stats.tasks_run++;
