@@ -119,6 +119,8 @@ int main(int argc, char **argv)
     int rc = weft_runtime_new(&(weft_runtime_opts_t){ .workers = g.workers }, &rt);
     if (rc == 0) {
         rc = weft_runtime_run(rt, serve, NULL, NULL, NULL);
+        if (getenv("WEFT_ECHO_STATS"))
+            weft_runtime_print_stats(rt, stderr);   /* the scheduler's counters, per loop */
         weft_runtime_free(rt);
     }
     weft_event_free(g.idle);
