@@ -492,8 +492,9 @@ static void check_slab_stack(weft__task_t *t)
 
 /* A loop taking turns among many tasks switches to a stack it has not
  * touched since that task's last turn: its top is a cache (and often TLB)
- * miss that stalls the switch. When the next ready handle is a task's step,
- * start loading that task's saved frame now, while this step runs. */
+ * miss that stalls the switch. When the next ready handle is a task's step
+ * (or the timer that ends its sleep), start loading that task's saved frame
+ * now, while this step runs. */
 static inline void prefetch_next(weft_loop_t *l)
 {
     weft__handle_t *n = l->ready.head;
