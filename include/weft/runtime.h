@@ -9,9 +9,10 @@
  *  - loop-affine (weft_create_task): the task runs on the loop that created it,
  *    like asyncio; tasks of one loop never run at the same time, so they share
  *    data without locks;
- *  - stealable (weft_spawn): an idle loop may take the task before it first
- *    runs; once started it stays on that loop for life, so its code never
- *    changes thread across an await (errno and thread-locals stay valid).
+ *  - stealable (weft_spawn): another loop (an idle one, or a busy one holding
+ *    clearly fewer tasks) may take the task before it first runs; once
+ *    started it stays on that loop for life, so its code never changes thread
+ *    across an await (errno and thread-locals stay valid).
  * With one worker, or when nothing is stolen, the order of every step on a
  * loop is asyncio's.
  */
@@ -125,9 +126,12 @@ WEFT_API int weft_runtime_free(weft_runtime_t *rt);
 
 /**
  * Spawn a stealable task (Tokio's spawn) from a task or callback running on a
- * loop of a runtime: it is queued on the current loop, and an idle loop may
+ * loop of a runtime: it is queued on the current loop, and another loop may
  * take it before it first runs. Idle loops take about half of a loop's queued
- * tasks but leave it the last two it queued (the next link of a chain, the
+ * tasks; every few dozen steps a busy loop also takes up to half the
+ * difference when another loop holds clearly more tasks (started ones
+ * included), so that a burst of long-lived tasks ends up started on every
+ * loop. Both leave a loop the last two tasks it queued (the next link of a chain, the
  * two sides of a producer/consumer pair, which it reaches within microseconds)
  * unless that loop starts no new round of its ready queue for about a
  * millisecond (a step that computes without awaiting): then they take those
