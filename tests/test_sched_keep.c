@@ -9,6 +9,7 @@
 #include "base/base.h"   /* WEFT_ASAN, WEFT_TSAN */
 #include "check.h"
 #include "stats_util.h"
+#include "sync_util.h"   /* await_release */
 #include "weft.h"
 
 #include <stdatomic.h>
@@ -237,10 +238,8 @@ static int affine_order(void *arg, weft_value_t *out)
         for (int j = 0; j < i % 4; j++)
             CHECK_EQ(weft_spawn(NULL, stealable, NULL, NULL), 0);
     }
-    for (int i = 0; i < nt; i++) {
-        CHECK_EQ(weft_await(ts[i], NULL), 0);
-        weft_task_release(ts[i]);
-    }
+    for (int i = 0; i < nt; i++)
+        CHECK_EQ(await_release(ts[i]), 0);
     while (atomic_load(&g_nlog) < 16)
         CHECK_EQ(weft_sleep(0.001), 0);
     g_log[16] = 0;
@@ -380,10 +379,8 @@ static int burst_spawner(void *arg, weft_value_t *out)
         CHECK_EQ(weft_spawn(&ts[i], burst_member, NULL, NULL), 0);
     CHECK(spin_until(&g_started_on[other], BURST_SHARE));   /* a hang here: no balancing */
     atomic_store(&g_burst_stop, 1);
-    for (int i = 0; i < BURST; i++) {
-        CHECK_EQ(weft_await(ts[i], NULL), 0);
-        weft_task_release(ts[i]);
-    }
+    for (int i = 0; i < BURST; i++)
+        CHECK_EQ(await_release(ts[i]), 0);
     free(ts);
     CHECK_EQ(atomic_load(&g_started_on[0]) + atomic_load(&g_started_on[1]), BURST);
     return 0;
