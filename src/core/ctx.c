@@ -20,15 +20,12 @@ void weft__ctx_make(weft__ctx_t *c, void *stack_lo, size_t size, weft__ctx_entry
     *(uint64_t *)(top + 8) = 0;
     /* the frame weft__ctx_switch pops (ctx_x86_64.S): its ret lands in the
      * trampoline with rsp == top, 16-byte aligned */
-    uint64_t *f = (uint64_t *)(top - 64);
-    f[0] = (uint64_t)mxcsr | ((uint64_t)fpucw << 32);
-    f[1] = 0;                                /* r15 */
-    f[2] = 0;                                /* r14 */
-    f[3] = (uint64_t)(uintptr_t)entry;       /* r13 */
-    f[4] = (uint64_t)(uintptr_t)arg;         /* r12 */
-    f[5] = 0;                                /* rbx */
-    f[6] = 0;                                /* rbp: end of the frame chain */
-    f[7] = (uint64_t)(uintptr_t)&weft__ctx_trampoline;
+    uint64_t *f = (uint64_t *)(top - WEFT__CTX_F_N * sizeof(uint64_t));
+    memset(f, 0, WEFT__CTX_F_N * sizeof(uint64_t));   /* r15, r14, rbx; rbp 0 ends the frame chain */
+    f[WEFT__CTX_F_FPU] = (uint64_t)mxcsr | ((uint64_t)fpucw << 32);
+    f[WEFT__CTX_F_R13] = (uint64_t)(uintptr_t)entry;
+    f[WEFT__CTX_F_R12] = (uint64_t)(uintptr_t)arg;
+    f[WEFT__CTX_F_PC] = (uint64_t)(uintptr_t)&weft__ctx_trampoline;
     c->sp = (uint64_t)(uintptr_t)f;
 #elif defined(__aarch64__)
     uint64_t fpcr;

@@ -23,11 +23,23 @@ typedef struct weft__ctx {
     ucontext_t uc;
 } weft__ctx_t;
 #elif defined(__x86_64__)
-/* ctx_x86_64.S: the saved stack pointer; the registers are on that stack
- * (the frame's layout is described in ctx_x86_64.S) */
+/* ctx_x86_64.S: the saved stack pointer; the registers are on that stack,
+ * in the frame whose 8-byte slots, from the saved stack pointer up, are
+ * these (the order ctx_x86_64.S pushes and pops them in) */
 typedef struct weft__ctx {
     uint64_t sp;
 } weft__ctx_t;
+enum {
+    WEFT__CTX_F_FPU,   /* MXCSR (low 32 bits), x87 control word (next 16) */
+    WEFT__CTX_F_R15,
+    WEFT__CTX_F_R14,
+    WEFT__CTX_F_R13,
+    WEFT__CTX_F_R12,
+    WEFT__CTX_F_RBX,
+    WEFT__CTX_F_RBP,
+    WEFT__CTX_F_PC,    /* resume address */
+    WEFT__CTX_F_N
+};
 #elif defined(__aarch64__)
 /* layout used by ctx_aarch64.S: [0..9]=x19..x28 [10]=x29 [11]=x30 [12]=sp
  * [13..20]=d8..d15 [21]=fpcr */
@@ -62,9 +74,9 @@ static inline int weft__ctx_pc_fp(const weft__ctx_t *c, uintptr_t *pc, uintptr_t
     *pc = *fp = 0;
     return 0;
 #elif defined(__x86_64__)
-    const uint64_t *f = (const uint64_t *)(uintptr_t)c->sp;   /* frame layout: ctx_x86_64.S */
-    *pc = (uintptr_t)f[7];
-    *fp = (uintptr_t)f[6];
+    const uint64_t *f = (const uint64_t *)(uintptr_t)c->sp;
+    *pc = (uintptr_t)f[WEFT__CTX_F_PC];
+    *fp = (uintptr_t)f[WEFT__CTX_F_RBP];
     return 1;
 #else
     *pc = (uintptr_t)c->r[11];

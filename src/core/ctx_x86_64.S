@@ -7,7 +7,8 @@
  * them: for a loop taking turns among many tasks, fewer cache lines per
  * switch. The saved frame, from the saved stack pointer up:
  *   [0] MXCSR (low 32 bits), x87 control word (next 16)
- *   [1] r15 [2] r14 [3] r13 [4] r12 [5] rbx [6] rbp [7] resume address */
+ *   [1] r15 [2] r14 [3] r13 [4] r12 [5] rbx [6] rbp [7] resume address
+ * (ctx.h names these slots WEFT__CTX_F_* for weft__ctx_make and the debugger). */
     .text
     .globl  weft__ctx_switch
     .type   weft__ctx_switch, @function
